@@ -37,9 +37,12 @@ class EnvConfig(StrictModel):
 
     @model_validator(mode="after")
     def _validate_options(self) -> EnvConfig:
-        from cogrl.envs import get_env_class
+        from cogrl.envs import UnknownEnvironmentError, get_env_class
 
-        options_model = get_env_class(self.name).Options
+        try:
+            options_model = get_env_class(self.name).Options
+        except UnknownEnvironmentError as exc:
+            raise ValueError(str(exc)) from None
         try:
             options_model.model_validate(self.options)
         except ValidationError as exc:
@@ -333,7 +336,11 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel], pref
         if error["type"] == "extra_forbidden":
             valid = _field_names_at(model, loc[:-1])
             close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
-            hint = f"; did you mean {'.'.join(([prefix] if prefix else []) + loc[:-1] + close)!r}?" if close else ""
+            hint = (
+                f"; did you mean {'.'.join(([prefix] if prefix else []) + loc[:-1] + close)!r}?"
+                if close
+                else ""
+            )
             lines.append(f"unknown key {key!r}{hint} (valid here: {', '.join(sorted(valid))})")
         else:
             lines.append(f"{key}: {error['msg']}")

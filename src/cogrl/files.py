@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -66,20 +67,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             old = path.with_name(f".{path.name}.old")
             os.replace(path, old)
             os.replace(tmp, path)
-            _remove_tree(old)
+            shutil.rmtree(old)
         else:
             os.replace(tmp, path)
     finally:
-        _remove_tree(tmp.parent)
+        shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
 def write_atomic(path: str | Path, text: str) -> None:
     """Write a whole text file so that readers see the old content or the new, never a mix."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 class JsonlAppender:
@@ -90,7 +90,7 @@ class JsonlAppender:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _truncate_torn_tail(self.path)
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (long-lived; closed by close())
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         self._handle.write("".join(dumps(r) + "\n" for r in records))
@@ -117,10 +117,9 @@ def _truncate_torn_tail(path: Path) -> None:
         handle.truncate(data.rfind(b"\n") + 1)
 
 
-def _remove_tree(path: Path) -> None:
-    if path.is_dir():
-        for child in path.iterdir():
-            _remove_tree(child)
-        path.rmdir()
-    elif path.exists():
-        path.unlink()
+def remove_dir_atomic(path: str | Path) -> None:
+    """Remove a directory so that it is either fully there or gone: rename it away first, then delete."""
+    path = Path(path)
+    trash = path.with_name(f".{path.name}.deleting")
+    os.replace(path, trash)
+    shutil.rmtree(trash)

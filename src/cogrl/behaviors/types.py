@@ -29,7 +29,9 @@ class BehaviorTags:
         missing = set(BEHAVIORS) - set(self.counts)
         extra = set(self.counts) - set(BEHAVIORS)
         if missing or extra:
-            raise ValueError(f"behavior counts must name exactly {BEHAVIORS}; missing {missing}, extra {extra}")
+            raise ValueError(
+                f"behavior counts must name exactly {BEHAVIORS}; missing {missing}, extra {extra}"
+            )
 
     def present(self, behavior: str) -> bool | None:
         count = self.counts[behavior]

@@ -72,7 +72,9 @@ def list_envs() -> None:
 def generate(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Environment name, e.g. countdown.")],
-    out: Annotated[Path, typer.Option(help="Output directory (one sub-folder and one parquet file a split).")],
+    out: Annotated[
+        Path, typer.Option(help="Output directory (one sub-folder and one parquet file a split).")
+    ],
 ) -> None:
     """Write every split of an environment as a Hugging Face dataset (save_to_disk) and as parquet."""
     import datasets
@@ -116,7 +118,9 @@ def solve(
 
 
 def score(
-    file: Annotated[Path, typer.Argument(help="JSONL with the task fields (e.g. numbers, target) and completion.")],
+    file: Annotated[
+        Path, typer.Argument(help="JSONL with the task fields (e.g. numbers, target) and completion.")
+    ],
     env_name: Annotated[str, typer.Option("--env", help="Environment name.")] = "countdown",
 ) -> None:
     """Score completions: the same lines on stdout, in order, with `reward` and `reason` added.
@@ -148,6 +152,3 @@ def score(
         out.write(dumps({**record, "reward": result.reward, "reason": result.reason}) + "\n")
     if bad:
         raise InputError(f"{file}: {bad} malformed line(s) skipped (listed above)")
-
-
-
