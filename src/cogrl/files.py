@@ -90,7 +90,8 @@ class JsonlAppender:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _truncate_torn_tail(self.path)
-        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (long-lived; closed by close())
+        # A long-lived handle (one per log, closed by close()), hence no context manager.
+        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         self._handle.write("".join(dumps(r) + "\n" for r in records))
