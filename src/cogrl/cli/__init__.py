@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cogrl.cli import behaviors, env, prime
+from cogrl.cli import behaviors, env, prime, train
 from cogrl.files import InputError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(env.app, name="env")
 app.command("score")(env.score)
 app.add_typer(behaviors.app, name="behaviors")
 app.add_typer(prime.app, name="prime")
+app.command("train")(train.train)
 
 
 def main() -> None:

@@ -1,0 +1,48 @@
+"""`cogrl train`: run (or resume) an RL recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cogrl.config import load_recipe
+from cogrl.files import InputError
+
+console = Console(stderr=True)
+
+
+def train(
+    recipe: Annotated[Path | None, typer.Argument(help="Recipe YAML (see recipes/).")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="dotted.key=value overrides.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/<recipe>-<timestamp>).")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this directory from its last checkpoint.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the resolved plan and exit, without loading a model.")
+    ] = False,
+) -> None:
+    """Run GRPO/PPO on an environment, tagging behaviors in every rollout."""
+    from cogrl.rl.driver import Trainer, plan
+    from cogrl.rl.runs import RunDir
+
+    if resume is not None:
+        if recipe is not None or overrides:
+            raise InputError("--resume takes the run's saved config; give no recipe or overrides")
+        run = RunDir.resume(resume)
+    elif recipe is None:
+        raise InputError("give a recipe (e.g. recipes/cpu-tiny-grpo.yaml) or --resume RUN_DIR")
+    else:
+        loaded = load_recipe(recipe, overrides or [])
+        if dry_run:
+            print(plan(loaded))
+            return
+        run = RunDir.create(loaded, out)
+    console.print(f"run directory: {run.root}")
+    Trainer(run, log=console.print).run()
+    console.print(f"done: {run.root}")

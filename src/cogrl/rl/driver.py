@@ -1,0 +1,258 @@
+"""The RL loop. Each step reads as the algorithm:
+
+    tasks       = a seeded slice of the environment's train split
+    generations = rollout workers sample `samples_per_prompt` completions per task
+    scores      = the environment scores each completion
+    tags        = the regex tagger marks the four behaviors in each completion
+    stats       = the learner computes advantages and updates the policy (and critic)
+    sync        = the new weights are pushed to every rollout worker
+    log, evaluate every k steps, checkpoint every k steps
+
+Everything random is derived from (recipe seed, step), so a resumed run redoes exactly the steps it lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cogrl.behaviors import BehaviorTags
+from cogrl.behaviors.regex_tagger import RegexTagger
+from cogrl.config import TrainRecipe
+from cogrl.envs import Environment, Score, Task, make_env
+from cogrl.rl.batch import Experience, Generation
+from cogrl.rl.metrics import eval_metrics, rollout_metrics
+from cogrl.rl.runs import RunDir
+from cogrl.rl.tracking import Tracker
+
+
+def derive_seed(seed: int, *keys: object) -> int:
+    """A stable 63-bit seed for one purpose (e.g. ("rollout", step)); identical on every machine."""
+    digest = hashlib.sha256(repr((seed, *keys)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def step_tasks(tasks: Sequence[Task], step: int, per_step: int, seed: int) -> list[Task]:
+    """The prompts of step `step` (1-based): consecutive slices of a fresh seeded permutation per epoch.
+
+    A pure function of the step, so resuming at any step (mid-epoch or at an epoch boundary) samples exactly
+    what the uninterrupted run sampled."""
+    first = (step - 1) * per_step
+    n = len(tasks)
+    return [tasks[_permutation(n, seed, i // n)[i % n]] for i in range(first, first + per_step)]
+
+
+@lru_cache(maxsize=4)
+def _permutation(n: int, seed: int, epoch: int) -> tuple[int, ...]:
+    order = list(range(n))
+    random.Random(derive_seed(seed, "epoch", epoch)).shuffle(order)
+    return tuple(order)
+
+
+def task_hints(task: Task) -> dict[str, Any]:
+    """What the behavior tagger may use of a task (Countdown-style numbers and target, when present)."""
+    return {key: task.data[key] for key in ("numbers", "target") if key in task.data}
+
+
+class Trainer:
+    """Owns the roles of one run and steps them. Construct, then call `run()`."""
+
+    def __init__(self, run: RunDir, log: Callable[[str], None] = print) -> None:
+        from cogrl.models import resolve_model
+        from cogrl.rl.learner import LearnerGroup
+        from cogrl.rl.rollout import RolloutPool
+
+        self.run_dir = run
+        self.recipe: TrainRecipe = run.recipe
+        self.log = log
+        recipe = self.recipe
+        self.env: Environment = make_env(recipe.env.name, recipe.env.options)
+        self.train_tasks = self.env.tasks("train")
+        self.test_tasks = list(self.env.tasks("test"))[: recipe.trainer.eval_problems]
+        self.tagger = RegexTagger(recipe.behaviors.patterns) if recipe.behaviors.tag_rollouts else None
+
+        model_dir = resolve_model(recipe.model, self.env)
+        if recipe.warmup is not None:
+            model_dir = self._warm_up(model_dir)
+        checkpoint = run.last_checkpoint()
+        self.start_step = checkpoint[0] if checkpoint else 0
+        self.learners = LearnerGroup(
+            recipe.trainer.num_learners,
+            model_dir=model_dir,
+            algorithm=recipe.algorithm,
+            trainer=recipe.trainer,
+            max_new_tokens=recipe.rollout.max_new_tokens,
+            seed=recipe.seed,
+        )
+        if checkpoint:
+            self.learners.load(checkpoint[1])
+            log(f"resumed from {checkpoint[1]}")
+        # Workers start from the policy the learner holds now (the checkpoint's, after a resume).
+        self.pool = RolloutPool(
+            recipe.rollout.num_workers,
+            backend=recipe.rollout.backend,
+            model_dir=checkpoint[1] if checkpoint else model_dir,
+            rollout=recipe.rollout,
+            seed=recipe.seed,
+        )
+        self.tracker = Tracker(run, recipe)
+
+    def _warm_up(self, model_dir: Path) -> Path:
+        """SFT before RL (run once; a resumed run reuses the finished warm-up model)."""
+        from cogrl.priming.sft import run_sft
+
+        out = self.run_dir.root / "warmup"
+        if not (out / "config.json").exists():
+            self.log(f"warm-up SFT on {self.recipe.warmup.condition} ...")
+            run_sft(model_dir, self.recipe.warmup, self.env, seed=self.recipe.seed, out_dir=out)
+        return out
+
+    # ------------------------------------------------------------------------------------------ phases
+    def generate(self, tasks: Sequence[Task], n: int, seed: int) -> list[Generation]:
+        rollout = self.recipe.rollout
+        return self.pool.generate(
+            [task.prompt for task in tasks],
+            n=n,
+            temperature=rollout.temperature,
+            top_p=rollout.top_p,
+            max_new_tokens=rollout.max_new_tokens,
+            seed=seed,
+        )
+
+    def score(self, tasks: Sequence[Task], generations: Sequence[Generation]) -> list[Score]:
+        return [self.env.score(g.text, tasks[g.prompt_index]) for g in generations]
+
+    def tag(self, tasks: Sequence[Task], generations: Sequence[Generation]) -> list[BehaviorTags] | None:
+        if self.tagger is None:
+            return None
+        return [self.tagger.tag(g.text, **task_hints(tasks[g.prompt_index])) for g in generations]
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        """The paper's protocol on the test split: sampled at the training temperature, first sample scored
+        for accuracy, plus avg@k/pass@k when trainer.eval_samples > 1."""
+        k = self.recipe.trainer.eval_samples
+        generations = self.generate(self.test_tasks, n=k, seed=derive_seed(self.recipe.seed, "eval", step))
+        scores = self.score(self.test_tasks, generations)
+        by_task: list[list[Score]] = [[] for _ in self.test_tasks]
+        for generation, score in zip(generations, scores, strict=True):
+            by_task[generation.prompt_index].append(score)
+        metrics = eval_metrics(by_task)
+        metrics.update(rollout_metrics(generations, scores, self.tag(self.test_tasks, generations), "eval/"))
+        return metrics
+
+    # -------------------------------------------------------------------------------------------- loop
+    def step(self, step: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        recipe = self.recipe
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(phase: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[f"time/{phase}"] = now - clock
+            clock = now
+
+        tasks = step_tasks(self.train_tasks, step, recipe.trainer.prompts_per_step, recipe.seed)
+        generations = self.generate(
+            tasks, n=recipe.rollout.samples_per_prompt, seed=derive_seed(recipe.seed, "rollout", step)
+        )
+        lap("generate")
+        scores = self.score(tasks, generations)
+        lap("score")
+        tags = self.tag(tasks, generations)
+        lap("tag")
+        experiences = [
+            Experience(g.prompt_ids, g.response_ids, g.logprobs, s.reward, group=g.prompt_index)
+            for g, s in zip(generations, scores, strict=True)
+        ]
+        stats = self.learners.update(experiences)
+        lap("update")
+        self.pool.push_weights(self.learners.policy_state(), timeout_s=recipe.rollout.sync_timeout_s)
+        lap("sync")
+
+        generated_tokens = sum(len(g.response_ids) for g in generations)
+        metrics = {"step": step, **rollout_metrics(generations, scores, tags)}
+        metrics.update({f"train/{key}": value for key, value in stats.items()})
+        metrics.update(timings)
+        metrics["throughput/generate_tokens_per_s"] = generated_tokens / max(timings["time/generate"], 1e-9)
+        records = [
+            {
+                "step": step,
+                "task_id": tasks[g.prompt_index].id,
+                "sample": i % recipe.rollout.samples_per_prompt,
+                "completion": g.text,
+                "response_tokens": len(g.response_ids),
+                "finish_reason": g.finish_reason,
+                "reward": s.reward,
+                "reason": s.reason,
+                "correct": s.correct,
+                **(tags[i].to_json() if tags else {}),
+            }
+            for i, (g, s) in enumerate(zip(generations, scores, strict=True))
+        ]
+        return metrics, records
+
+    def run(self) -> None:
+        recipe = self.recipe
+        trainer = recipe.trainer
+        try:
+            if self.start_step == 0 and trainer.eval_every:
+                self._log_eval(0)
+            for step in range(self.start_step + 1, trainer.steps + 1):
+                metrics, records = self.step(step)
+                self.run_dir.log("rollouts.jsonl", records)
+                self.run_dir.log("metrics.jsonl", [metrics])
+                self.tracker.log(step, metrics, records)
+                self.log(
+                    f"step {step}/{trainer.steps}  reward {metrics['reward_mean']:.3f}  "
+                    f"accuracy {metrics['accuracy']:.3f}  format {metrics['format_rate']:.2f}"
+                )
+                if trainer.eval_every and (step % trainer.eval_every == 0 or step == trainer.steps):
+                    self._log_eval(step)
+                if step % trainer.checkpoint_every == 0 or step == trainer.steps:
+                    self.run_dir.save_checkpoint(step, self.learners.save, keep=trainer.keep_checkpoints)
+        finally:
+            self.close()
+
+    def _log_eval(self, step: int) -> None:
+        metrics = {"step": step, **self.evaluate(step)}
+        self.run_dir.log("eval.jsonl", [metrics])
+        self.tracker.log(step, metrics)
+        self.log(f"eval @ step {step}: accuracy {metrics['eval/accuracy']:.3f}")
+
+    def close(self) -> None:
+        self.tracker.finish()
+        self.pool.shutdown()
+        self.learners.shutdown()
+        self.run_dir.close()
+
+
+def plan(recipe: TrainRecipe) -> str:
+    """The resolved plan of a run (roles, devices, batch shapes, schedule), without loading a model."""
+    r, a, t = recipe.rollout, recipe.algorithm, recipe.trainer
+    batch = t.prompts_per_step * r.samples_per_prompt
+    mini = a.mini_batch_size or batch
+    env = make_env(recipe.env.name, recipe.env.options)
+    device = "GPU" if t.device == "cuda" else "CPU"
+    lines = [
+        f"run {recipe.name} (seed {recipe.seed})",
+        f"environment  {recipe.env.name}: {len(env.tasks('train'))} train / {len(env.tasks('test'))} test tasks",
+        f"model        {recipe.model.path or f'tiny {recipe.model.tiny.arch} built from config'} ({recipe.model.dtype})",
+        f"warm-up      {'SFT on ' + recipe.warmup.condition if recipe.warmup else 'none'}",
+        f"rollout      {r.num_workers} x {r.backend} worker(s) on {device}, temperature {r.temperature}",
+        f"learner      {t.num_learners} rank(s) on {device}; advantage {a.advantage}"
+        + (" with critic" if a.advantage == "gae" else "")
+        + (f"; reference policy (KL {a.kl_coef}, {a.kl_estimator}, {'in reward' if a.kl_in_reward else 'in loss'})" if a.kl_coef else ""),
+        f"batch        {t.prompts_per_step} prompts x {r.samples_per_prompt} samples = {batch} sequences of "
+        f"<= {r.max_prompt_tokens} + {r.max_new_tokens} tokens",
+        f"updates      {a.ppo_epochs} epoch(s) x {-(-batch // mini)} mini-batch(es) of {mini}, micro-batch "
+        f"{a.micro_batch_size}, {-(-batch // mini) * a.ppo_epochs} optimizer step(s) per RL step",
+        f"schedule     {t.steps} steps; eval every {t.eval_every or '-'} on {t.eval_problems} problems x "
+        f"{t.eval_samples}; checkpoint every {t.checkpoint_every}",
+    ]  # fmt: skip
+    return "\n".join(lines)
