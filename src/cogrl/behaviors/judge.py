@@ -1,0 +1,436 @@
+"""An LLM judge that counts each of the four behaviors in a response, through any OpenAI-compatible server.
+
+The paper (Gandhi et al., 2025) asked gpt-4o-mini, with one rubric prompt per behavior, for the number of
+instances in one response, and silently counted an unreadable reply as 0. Here an unreadable reply is
+*unknown* (``None``), every finished judgment is written to an on-disk cache the moment it arrives (so a
+killed job resumes without paying twice), and transient server faults are retried with jittered
+exponential backoff. The endpoint can be a local vLLM server, a cluster server or a hosted API; the API key
+comes from the environment only (``COGRL_JUDGE_API_KEY``, else ``OPENAI_API_KEY``) and is never logged,
+cached or written out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import regex
+
+from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
+
+log = logging.getLogger(__name__)
+
+API_KEY_VARIABLES = ("COGRL_JUDGE_API_KEY", "OPENAI_API_KEY")
+
+RUBRIC_VERSION = "v1"
+"""Part of every cache key: change it whenever a rubric's wording changes, so old judgments are not reused."""
+
+MAX_COUNT = 200
+"""A count above this is absurd for one response (a 1,024-token trace) and is read as unknown."""
+
+MAX_REPLY_CHARS = 20_000
+"""Only this much of a reply is parsed (the request also caps it with ``max_tokens``)."""
+
+MAX_BODY_BYTES = 1_000_000
+"""A response body larger than this is abandoned mid-read: a misbehaving server cannot exhaust memory."""
+
+SYSTEM_PROMPT = (
+    "You annotate reasoning traces. You are given the definition of one reasoning behavior and one response "
+    "written for a Countdown arithmetic puzzle. Count the distinct instances of that behavior in the response. "
+    "Think briefly (at most three sentences), then end with a final line of exactly the form\n"
+    "COUNT: <n>\n"
+    "where <n> is a non-negative integer (0 if the behavior never occurs)."
+)
+
+RUBRICS: dict[str, str] = {
+    "verification": (
+        "Verification: the response checks a result it obtained, either by comparing it with the target "
+        '("26 + 24 = 50, which is not 64") or by recomputing it to confirm it ("let me double-check: '
+        '8 * 7 = 56, correct"). Count each separate check. Computing a value for the first time is not '
+        "verification; checking it afterwards is."
+    ),
+    "backtracking": (
+        "Backtracking: the response realises that an approach or a partial computation does not work and "
+        'explicitly abandons it to try a different one ("this gets too big, let\'s try another combination", '
+        '"that doesn\'t work; instead ..."). Count each explicit switch after a stated failure. Listing '
+        "attempts one after another without saying that one failed is not backtracking."
+    ),
+    "subgoal_setting": (
+        "Subgoal setting: the response states an intermediate goal or a plan on the way to the target "
+        '("first get close to 50, then adjust with the remaining numbers", "we need to make 4 from 8 and 2"). '
+        "Count each stated intermediate goal. Restating the overall task is not a subgoal."
+    ),
+    "backward_chaining": (
+        "Backward chaining: the response reasons from the target back to what would be needed to reach it "
+        '("to reach 75 we need 3 * 25, so we must make 3 from the other numbers", "75 is divisible by 25, '
+        'so ..."). Count each instance of working back from the target (or from a subgoal) to its required '
+        "inputs. Computing forward from the given numbers is not backward chaining."
+    ),
+}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reply parsing
+# ----------------------------------------------------------------------------------------------------------
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_WORDS = {word: value for value, word in enumerate(_NUMBER_WORDS)}
+# "COUNT: 3", "**Count:** 3", "final count = 3", "COUNT: [3]", "Count - three"
+_COUNT_LINE = regex.compile(
+    r"\b(?:final\s+)?count\b[\s*_`'\"]*[:=\-][\s*_`'\"\[(]*(?P<n>-?\d+(?:[.,]\d+)?|[a-z]+)\b(?!\s*[/%])",
+    regex.IGNORECASE,
+)
+_BARE_NUMBER = regex.compile(r"[\s*_`'\"]*(?P<n>\d+)[\s*_`'\".]*")
+
+
+def parse_count(reply: str) -> int | None:
+    """The count a judge reply ends with, or ``None`` when none can be read (never a silent 0).
+
+    Reads the last ``COUNT: <n>`` line (case, markdown emphasis and ``=`` tolerated, number words up to ten),
+    or a reply that is nothing but one integer. Negative, fractional and absurd (> ``MAX_COUNT``) values are
+    unknown."""
+    reply = reply[:MAX_REPLY_CHARS]
+    matches = list(_COUNT_LINE.finditer(reply))
+    if matches:
+        raw = matches[-1]["n"].lower()
+    elif bare := _BARE_NUMBER.fullmatch(reply):
+        raw = bare["n"]
+    else:
+        return None
+    if raw in _WORDS:
+        return _WORDS[raw]
+    if not regex.fullmatch(r"\d+", raw):
+        return None
+    count = int(raw)
+    return count if count <= MAX_COUNT else None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Configuration and inputs
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JudgeConfig:
+    """How to reach the judge and how hard to push it."""
+
+    endpoint: str
+    """Base URL of an OpenAI-compatible server, with or without the trailing ``/v1``
+    (``http://127.0.0.1:8000``, ``https://api.openai.com/v1``)."""
+    model: str | None = None
+    """Model name sent with every request; ``None`` asks the server's ``/v1/models`` (a vLLM server serves
+    one). The paper used gpt-4o-mini."""
+    api: Literal["chat", "completions"] = "chat"
+    """``chat`` uses ``/v1/chat/completions`` (instruct models); ``completions`` uses ``/v1/completions``
+    with the rubric as plain text (base models)."""
+    concurrency: int = 8
+    """Requests in flight at once (an asyncio semaphore)."""
+    batch_size: int = 256
+    """Requests scheduled together; bounds the number of pending coroutines for very large inputs."""
+    timeout_s: float = 60.0
+    """Total time allowed for one request attempt (connect, wait, read); a hang past it is retried."""
+    max_retries: int = 5
+    """Retries after a 429, a 5xx, a connection error, a timeout or an unreadable body; then unknown."""
+    backoff_s: float = 0.5
+    """First backoff; attempt k waits uniform(0, min(backoff_cap_s, backoff_s * 2**k)) ("full jitter")."""
+    backoff_cap_s: float = 30.0
+    max_tokens: int = 256
+    """Reply length cap sent with each request (room for a short justification and the COUNT line)."""
+    temperature: float = 0.0
+    """Greedy by default, so that a cached judgment is the one a rerun would get."""
+    max_text_chars: int = 12_000
+    """Responses longer than this are cut (keeping the start) before judging, to bound the cost."""
+
+    def __post_init__(self) -> None:
+        if not self.endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"judge endpoint must be an http(s) URL, got {self.endpoint!r}")
+        if self.concurrency < 1 or self.batch_size < 1 or self.max_retries < 0:
+            raise ValueError("judge concurrency and batch_size must be >= 1, max_retries >= 0")
+        if self.api not in ("chat", "completions"):
+            raise ValueError(f"judge api must be 'chat' or 'completions', got {self.api!r}")
+
+    @property
+    def base_url(self) -> str:
+        url = self.endpoint.rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One response to judge, with its problem when known (shown to the judge for context)."""
+
+    text: str
+    numbers: Sequence[int] | None = None
+    target: int | None = None
+
+
+def subject_text(item: Trajectory, max_chars: int) -> str:
+    """What the judge reads about one response: the problem (when known) and the response, cut to size."""
+    text = item.text
+    if len(text) > max_chars:
+        text = text[:max_chars] + "\n[... response truncated ...]"
+    problem = ""
+    if item.numbers is not None and item.target is not None:
+        problem = f"Puzzle: use the numbers {list(item.numbers)} to make {item.target}.\n\n"
+    return f"{problem}Response:\n<<<\n{text}\n>>>"
+
+
+def rubric_prompt(behavior: str, subject: str) -> str:
+    name = behavior.replace("_", " ")
+    return (
+        f"{RUBRICS[behavior]}\n\n{subject}\n\n"
+        f"How many distinct instances of {name} does the response contain? End with the line COUNT: <n>."
+    )
+
+
+def api_key_from_env() -> str | None:
+    for name in API_KEY_VARIABLES:
+        if value := os.environ.get(name):
+            return value
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The cache
+# ----------------------------------------------------------------------------------------------------------
+CacheKey = tuple[str, str, str, str]  # (model, rubric version, behavior, sha256 of the subject text)
+
+
+class JudgeCache:
+    """Finished judgments in SQLite (WAL, one committed row per judgment), shared safely by several processes.
+
+    A reply without a readable count is stored too (as NULL): it is a finished judgment, and with a greedy
+    judge a rerun would get the same reply. Failed requests (retries exhausted) are not stored."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS judgments (model TEXT, rubric TEXT, behavior TEXT, text_sha256 TEXT, "
+            "count INTEGER, reply TEXT, created REAL, PRIMARY KEY (model, rubric, behavior, text_sha256))"
+        )
+
+    def get_many(self, keys: Iterable[CacheKey]) -> dict[CacheKey, int | None]:
+        found: dict[CacheKey, int | None] = {}
+        for key in keys:
+            row = self._db.execute(
+                "SELECT count FROM judgments WHERE model=? AND rubric=? AND behavior=? AND text_sha256=?", key
+            ).fetchone()
+            if row is not None:
+                found[key] = row[0]
+        return found
+
+    def put(self, key: CacheKey, count: int | None, reply: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?)", (*key, count, reply, time.time())
+        )
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM judgments").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The judge
+# ----------------------------------------------------------------------------------------------------------
+class JudgeError(RuntimeError):
+    """A fault no retry can fix (bad URL, model or key): the whole job stops with this message."""
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+@dataclass
+class JudgeStats:
+    """What one tagging run cost: requests sent (retries included), cache hits, unknown and failed judgments."""
+
+    requests: int = 0
+    retries: int = 0
+    cache_hits: int = 0
+    judged: int = 0
+    unparsable: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class LLMJudge:
+    """Count the four behaviors in responses with one rubric request per (response, behavior)."""
+
+    def __init__(self, config: JudgeConfig, cache: JudgeCache | None = None) -> None:
+        self.config = config
+        self.cache = cache
+        self.model = config.model
+        self.stats = JudgeStats()
+        self._api_key = api_key_from_env()
+
+    def tag(self, text: str, numbers: Sequence[int] | None = None, target: int | None = None) -> BehaviorTags:
+        return self.tag_many([Trajectory(text, numbers, target)])[0]
+
+    def tag_many(
+        self, items: Sequence[Trajectory], on_progress: Callable[[int], None] | None = None
+    ) -> list[BehaviorTags]:
+        return asyncio.run(self.atag_many(items, on_progress))
+
+    async def atag_many(
+        self, items: Sequence[Trajectory], on_progress: Callable[[int], None] | None = None
+    ) -> list[BehaviorTags]:
+        """Judge every (item, behavior) pair not already cached; ``on_progress(n)`` reports finished pairs."""
+        advance = on_progress or (lambda n: None)
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        limits = httpx.Limits(max_connections=self.config.concurrency)
+        async with httpx.AsyncClient(base_url=self.config.base_url, headers=headers, limits=limits) as client:
+            if self.model is None:
+                self.model = await self._served_model(client)
+            subjects = [subject_text(item, self.config.max_text_chars) for item in items]
+            keys = [
+                {
+                    b: (self.model, RUBRIC_VERSION, b, hashlib.sha256(s.encode()).hexdigest())
+                    for b in BEHAVIORS
+                }
+                for s in subjects
+            ]
+            counts: list[dict[str, int | None]] = [{} for _ in items]
+            cached = self.cache.get_many(k for row in keys for k in row.values()) if self.cache else {}
+            pending: list[tuple[int, str]] = []
+            for i, row in enumerate(keys):
+                for behavior, key in row.items():
+                    if key in cached:
+                        counts[i][behavior] = cached[key]
+                    else:
+                        pending.append((i, behavior))
+            self.stats.cache_hits += len(items) * len(BEHAVIORS) - len(pending)
+            advance(len(items) * len(BEHAVIORS) - len(pending))
+
+            semaphore = asyncio.Semaphore(self.config.concurrency)
+
+            async def judge_one(i: int, behavior: str) -> None:
+                async with semaphore:
+                    result = await self._judge(client, rubric_prompt(behavior, subjects[i]))
+                if result is None:
+                    counts[i][behavior] = None
+                else:
+                    count, reply = result
+                    counts[i][behavior] = count
+                    if self.cache is not None:
+                        self.cache.put(keys[i][behavior], count, reply)
+                advance(1)
+
+            for start in range(0, len(pending), self.config.batch_size):
+                window = pending[start : start + self.config.batch_size]
+                await asyncio.gather(*(judge_one(i, b) for i, b in window))
+        source = f"llm:{self.model}"
+        return [BehaviorTags(counts={b: row[b] for b in BEHAVIORS}, source=source) for row in counts]
+
+    async def _served_model(self, client: httpx.AsyncClient) -> str:
+        try:
+            response = await client.get("/v1/models", timeout=self.config.timeout_s)
+            response.raise_for_status()
+            return response.json()["data"][0]["id"]
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise JudgeError(
+                f"could not read the model name from {self.config.base_url}/v1/models "
+                f"({self._redact(str(exc))}); pass the model explicitly"
+            ) from None
+
+    async def _judge(self, client: httpx.AsyncClient, prompt: str) -> tuple[int | None, str] | None:
+        """One judgment: (count or None if unreadable, reply), or None when every attempt failed."""
+        for attempt in range(self.config.max_retries + 1):
+            try:
+                async with asyncio.timeout(self.config.timeout_s):
+                    reply = await self._request(client, prompt)
+            except (_Retryable, httpx.TransportError, TimeoutError) as exc:
+                reason = str(exc) or type(exc).__name__
+                if attempt == self.config.max_retries:
+                    self.stats.failed += 1
+                    self._note(f"judge request failed after {attempt + 1} attempts: {reason}")
+                    return None
+                delay = random.uniform(0, min(self.config.backoff_cap_s, self.config.backoff_s * 2**attempt))
+                if isinstance(exc, _Retryable) and exc.retry_after is not None:
+                    delay = min(self.config.backoff_cap_s, max(delay, exc.retry_after))
+                self.stats.retries += 1
+                log.warning(
+                    "judge: %s; retry %d/%d in %.2fs", reason, attempt + 1, self.config.max_retries, delay
+                )
+                await asyncio.sleep(delay)
+                continue
+            if reply is None:  # a client error particular to this request (e.g. the prompt is too long)
+                return None
+            count = parse_count(reply)
+            self.stats.judged += 1
+            if count is None:
+                self.stats.unparsable += 1
+            return count, self._redact(reply[:MAX_REPLY_CHARS])
+        raise AssertionError("unreachable")
+
+    async def _request(self, client: httpx.AsyncClient, prompt: str) -> str | None:
+        """Send one request; return the reply text, None for a per-request client error, or raise."""
+        if self.config.api == "chat":
+            path = "/v1/chat/completions"
+            payload: dict[str, Any] = {
+                "messages": [
+                    {"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": prompt},
+                ]
+            }
+        else:
+            path = "/v1/completions"
+            payload = {"prompt": f"{SYSTEM_PROMPT}\n\n{prompt}\n\n"}
+        payload.update(
+            model=self.model, max_tokens=self.config.max_tokens, temperature=self.config.temperature
+        )
+        self.stats.requests += 1
+        async with client.stream("POST", path, json=payload, timeout=self.config.timeout_s) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise _Retryable(f"response body from {path} exceeds {MAX_BODY_BYTES} bytes")
+        status = response.status_code
+        if status == 429 or status == 408 or status >= 500:
+            raise _Retryable(f"HTTP {status} from {path}", _retry_after(response.headers.get("retry-after")))
+        text = body.decode("utf-8", errors="replace")
+        if status in (401, 403, 404):
+            raise JudgeError(f"judge endpoint answered HTTP {status} for {path}: {self._redact(text[:300])}")
+        if status >= 400:
+            self.stats.failed += 1
+            self._note(f"judge request rejected with HTTP {status} for {path}: {self._redact(text[:300])}")
+            return None
+        try:
+            choice = json.loads(text)["choices"][0]
+            reply = choice["message"]["content"] if self.config.api == "chat" else choice["text"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise _Retryable(f"unreadable response body from {path}: {self._redact(text[:100])!r}") from None
+        if not isinstance(reply, str):
+            raise _Retryable(f"response from {path} has no text content")
+        return reply
+
+    def _note(self, message: str) -> None:
+        log.warning("%s", message)
+        if len(self.stats.errors) < 20:
+            self.stats.errors.append(message)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
