@@ -101,6 +101,8 @@ class RolloutConfig(StrictModel):
     """Prompts longer than this are rejected at load time (paper: 256)."""
     max_new_tokens: int = Field(1024, gt=0)
     """Response length cap (paper: 1,024)."""
+    stop: list[str] = Field(default_factory=list)
+    """Strings that end a response besides EOS (e.g. `</answer>`); the string is kept in the response."""
     enforce_eager: bool = True
     """vLLM: skip graph compilation (13 s vs 45 s start-up on CPU; compile on GPUs)."""
     gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)
