@@ -1,0 +1,163 @@
+"""The Countdown environment: combine every given number once with + - * / to reach the target.
+
+The task family of the paper (Gandhi et al., 2025), registered under the ``cogrl.envs`` entry point
+``countdown``. Tasks carry ``numbers``, ``target``, ``solution`` (one reference expression) and
+``n_solutions`` (distinct solutions, see ``cogrl_countdown.solver``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cogrl.envs import Score, Task
+from cogrl_countdown import generator, prompts, scorer, solver
+
+
+class CountdownOptions(BaseModel):
+    """The ``env.options`` block of a recipe for ``countdown``."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    preset: Literal["rl", "priming"] = "rl"
+    """Problem distribution: ``rl`` (3-4 numbers 1-99, targets 1-100: the paper's RL set) or ``priming``
+    (3-4 numbers 1-24, targets 10-25, without 24-game instances: the paper's priming problems). The range
+    fields below override single bounds of the preset."""
+    n_train: int = Field(10_000, ge=0)
+    """Problems in the train split (with ``source``: rows 0..n_train-1 of the file)."""
+    n_test: int = Field(1_024, ge=0)
+    """Problems in the test split (with ``source``: the next n_test rows; the paper tested on 1,024)."""
+    seed: int = 0
+    """Generation seed; equal options give equal problems on every machine."""
+    min_count: int | None = Field(None, ge=3, le=6)
+    """Fewest numbers per problem (preset: 3)."""
+    max_count: int | None = Field(None, ge=3, le=6)
+    """Most numbers per problem (preset: 4)."""
+    min_number: int | None = Field(None, ge=0)
+    """Smallest number (preset: 1)."""
+    max_number: int | None = Field(None, ge=0)
+    """Largest number (preset: 99 for rl, 24 for priming)."""
+    min_target: int | None = None
+    """Smallest target (preset: 1 for rl, 10 for priming)."""
+    max_target: int | None = None
+    """Largest target (preset: 100 for rl, 25 for priming)."""
+    held_out_targets: list[int] = Field(default_factory=list)
+    """Targets reserved for the test split: train never uses them and test uses only them (a held-out
+    generalisation test). Empty: both splits draw from all targets (never the same problem)."""
+    source: str | None = None
+    """Import a Countdown set instead of generating: a parquet or JSONL file with ``nums`` (or ``numbers``)
+    and ``target`` columns, e.g. a local copy of Countdown-Tasks-3to4."""
+    template: Literal["base", "chat", "custom"] = "base"
+    """Prompt: ``base`` (the paper's, for base models), ``chat`` (Task.prompt is the user message and
+    ``data["messages"]`` the chat to render with a tokenizer), ``custom`` (``custom_template``)."""
+    custom_template: str | None = None
+    """A format string with {numbers} and {target}, used when ``template`` is ``custom``."""
+    format_reward: float = 0.1
+    """Reward for an answer span that is present but wrong (the paper's 0.1 format credit)."""
+    correct_reward: float = 1.0
+    """Reward for a correct answer."""
+
+    @field_validator("custom_template")
+    @classmethod
+    def _check_template(cls, value: str | None) -> str | None:
+        return None if value is None else prompts.check_custom_template(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> CountdownOptions:
+        if self.template == "custom" and self.custom_template is None:
+            raise ValueError("template 'custom' needs custom_template")
+        r = self.ranges
+        if r.min_count > r.max_count or r.min_number > r.max_number or r.min_target > r.max_target:
+            raise ValueError(f"empty range (min > max) in {r}")
+        return self
+
+    @property
+    def ranges(self) -> generator.Ranges:
+        """The preset's ranges with this recipe's overrides."""
+        preset = generator.PRESETS[self.preset]
+        overrides = {
+            name: getattr(self, name)
+            for name in ("min_count", "max_count", "min_number", "max_number", "min_target", "max_target")
+            if getattr(self, name) is not None
+        }
+        return generator.Ranges(**{**preset.__dict__, **overrides})
+
+
+class CountdownEnv:
+    """Countdown (3-6 numbers, + - * /) with an exact solver; see the package README for the rules."""
+
+    name: ClassVar[str] = "countdown"
+    Options: ClassVar[type[BaseModel]] = CountdownOptions
+    splits: ClassVar[tuple[str, ...]] = ("train", "test")
+
+    def __init__(self, options: BaseModel) -> None:
+        self.options: CountdownOptions = CountdownOptions.model_validate(options.model_dump())
+
+    def tasks(self, split: str) -> Sequence[Task]:
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; countdown has {self.splits}")
+        return self._tasks[split]
+
+    @cached_property
+    def _tasks(self) -> dict[str, list[Task]]:
+        problems = self._problems()
+        return {
+            split: [self._task(f"countdown-{split}-{i:06d}", p) for i, p in enumerate(items)]
+            for split, items in problems.items()
+        }
+
+    def _problems(self) -> dict[str, list[generator.Problem]]:
+        o = self.options
+        if o.source is not None:
+            return {
+                "train": generator.load_source(o.source, 0, o.n_train),
+                "test": generator.load_source(o.source, o.n_train, o.n_train + o.n_test),
+            }
+        held_out = frozenset(o.held_out_targets)
+        # Test first, from its own stream, so the test set does not change with n_train.
+        test = generator.generate(
+            o.ranges,
+            o.n_test,
+            f"countdown-{o.seed}-test",
+            allowed_target=held_out.__contains__ if held_out else None,
+        )
+        train = generator.generate(
+            o.ranges,
+            o.n_train,
+            f"countdown-{o.seed}-train",
+            exclude=frozenset(p.key for p in test),
+            allowed_target=(lambda t: t not in held_out) if held_out else None,
+        )
+        return {"train": train, "test": test}
+
+    def _task(self, task_id: str, problem: generator.Problem) -> Task:
+        data = problem.record()
+        o = self.options
+        if o.template == "base":
+            prompt = prompts.base_prompt(problem.numbers, problem.target)
+        elif o.template == "chat":
+            data["messages"] = prompts.chat_messages(problem.numbers, problem.target)
+            prompt = data["messages"][-1]["content"]
+        else:
+            prompt = prompts.custom_prompt(o.custom_template or "", problem.numbers, problem.target)
+        return Task(task_id, prompt, data)
+
+    def task_from_record(self, record: Mapping[str, Any]) -> Task:
+        """A task from ``numbers`` (or ``nums``) and ``target``; solution fields are filled in lazily by
+        ``solve`` (not here: scoring a JSONL file must not run the solver on every line)."""
+        numbers, target = generator.parse_record(dict(record))
+        problem = generator.Problem(numbers, target, None, -1)
+        task = self._task(str(record.get("id", f"countdown-{'-'.join(map(str, numbers))}-{target}")), problem)
+        return task
+
+    def score(self, completion: str, task: Task) -> Score:
+        o = self.options
+        return scorer.score(
+            completion, task.data["numbers"], task.data["target"], o.format_reward, o.correct_reward
+        )
+
+    def solve(self, task: Task, max_solutions: int | None = None) -> list[str]:
+        return solver.solutions(task.data["numbers"], task.data["target"], limit=max_solutions)
