@@ -205,7 +205,11 @@ CacheKey = tuple[str, str, str, str]  # (model, rubric version, behavior, sha256
 
 
 class JudgeCache:
-    """Finished judgments in SQLite (WAL, one committed row per judgment), shared safely by several processes.
+    """Finished judgments in SQLite, one committed row per judgment, shared safely by several processes.
+
+    WAL with ``synchronous=NORMAL``: a committed judgment survives a killed process (the resume case); only
+    an OS crash or power loss can drop the last few, at no risk of corruption. FULL would fsync every row
+    and cap a fast local judge at a few dozen judgments per second.
 
     A reply without a readable count is stored too (as NULL): it is a finished judgment, and with a greedy
     judge a rerun would get the same reply. Failed requests (retries exhausted) are not stored."""
@@ -215,7 +219,7 @@ class JudgeCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS judgments (model TEXT, rubric TEXT, behavior TEXT, text_sha256 TEXT, "
             "count INTEGER, reply TEXT, created REAL, PRIMARY KEY (model, rubric, behavior, text_sha256))"

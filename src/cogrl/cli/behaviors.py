@@ -1,5 +1,280 @@
-"""`cogrl behaviors ...`: tag trajectories for the four behaviors and report on them."""
+"""`cogrl behaviors ...`: tag trajectories for the four behaviors and report on them.
+
+    cogrl behaviors tag --method regex rollouts.jsonl > tagged.jsonl
+    cogrl behaviors tag --method hybrid --endpoint http://127.0.0.1:8000 --sample-fraction 0.1 \\
+        rollouts.jsonl > tagged.jsonl
+    cogrl behaviors report tagged.jsonl --out reports/behaviors
+
+The judge's API key is read from COGRL_JUDGE_API_KEY (or OPENAI_API_KEY), never from the command line.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-app = typer.Typer(help="Tag trajectories for the four cognitive behaviors and analyse them.", no_args_is_help=True)
+from cogrl.behaviors.agreement import agreement_report, write_agreement
+from cogrl.behaviors.judge import JudgeCache, JudgeConfig, JudgeError, LLMJudge, Trajectory
+from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
+from cogrl.files import InputError, dumps, read_jsonl
+
+app = typer.Typer(
+    help="Tag trajectories for the four cognitive behaviors and analyse them.", no_args_is_help=True
+)
+stderr = Console(stderr=True)
+
+DEFAULT_JUDGE_CACHE = Path.home() / ".cache" / "cogrl" / "judge.sqlite"
+
+
+class Method(StrEnum):
+    regex = "regex"
+    llm = "llm"
+    hybrid = "hybrid"
+
+
+class Api(StrEnum):
+    chat = "chat"
+    completions = "completions"
+
+
+@app.command()
+def tag(
+    file: Annotated[
+        Path, typer.Argument(help="JSONL with `completion` and optionally numbers, target, reward.")
+    ],
+    method: Annotated[
+        Method, typer.Option(help="regex: fast patterns; llm: the judge; hybrid: both.")
+    ] = Method.regex,
+    patterns: Annotated[
+        str | None, typer.Option(help="Regex pattern set: a built-in name or a YAML file.")
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible judge server (llm, hybrid).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Judge model name; default: the one the server serves.")
+    ] = None,
+    api: Annotated[
+        Api, typer.Option(help="chat (/v1/chat/completions) or completions (base models).")
+    ] = Api.chat,
+    concurrency: Annotated[int, typer.Option(min=1, help="Judge requests in flight.")] = 8,
+    cache: Annotated[
+        Path, typer.Option(help="Judge cache (SQLite); reruns reuse every finished judgment.")
+    ] = (DEFAULT_JUDGE_CACHE),
+    timeout: Annotated[
+        float, typer.Option(min=0.001, help="Seconds allowed per judge request attempt.")
+    ] = 60.0,
+    max_retries: Annotated[
+        int, typer.Option(min=0, help="Retries per judge request on transient faults.")
+    ] = 5,
+    sample_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="hybrid: fraction judged at random (plus uncertain ones).")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option(help="hybrid: seed of the random sample.")] = 0,
+) -> None:
+    """Tag every line: the same lines on stdout, in order, with `behaviors`, `behavior_spans` and
+    `behavior_source` added (hybrid adds `behaviors_regex`, `behaviors_judge` and `judge_reasons` too).
+
+    A malformed line is reported on stderr with its line number and skipped; the exit code is then 2."""
+    judge = (
+        None
+        if method is Method.regex
+        else _judge(endpoint, model, api, concurrency, cache, timeout, max_retries)
+    )
+    if not file.exists():
+        raise InputError(f"{file}: no such file")
+    records, items, bad = _read_trajectories(file)
+    if judge is None:
+        tagger = _regex_tagger(patterns)
+        for record, item in zip(records, items, strict=True):
+            _emit(record, tagger.tag(item.text, item.numbers, item.target))
+    else:
+        try:
+            if method is Method.llm:
+                with _progress(len(items) * len(BEHAVIORS)) as advance:
+                    tags = judge.tag_many(items, advance)
+                for record, item_tags in zip(records, tags, strict=True):
+                    _emit(record, item_tags)
+            else:
+                _tag_hybrid(records, items, judge, patterns, sample_fraction, seed)
+        except JudgeError as exc:
+            raise InputError(str(exc)) from None
+        _print_judge_summary(judge)
+    if bad:
+        raise InputError(f"{file}: {bad} malformed line(s) skipped (listed above)")
+
+
+def _judge(
+    endpoint: str | None,
+    model: str | None,
+    api: Api,
+    concurrency: int,
+    cache: Path,
+    timeout: float,
+    max_retries: int,
+) -> LLMJudge:
+    if endpoint is None:
+        raise InputError("--endpoint is required for --method llm and --method hybrid")
+    try:
+        config = JudgeConfig(
+            endpoint=endpoint,
+            model=model,
+            api=api.value,
+            concurrency=concurrency,
+            timeout_s=timeout,
+            max_retries=max_retries,
+        )
+    except ValueError as exc:
+        raise InputError(f"--endpoint: {exc}") from None
+    return LLMJudge(config, JudgeCache(cache))
+
+
+def _tag_hybrid(
+    records: list[dict[str, Any]],
+    items: list[Trajectory],
+    judge: LLMJudge,
+    patterns: str | None,
+    sample_fraction: float,
+    seed: int,
+) -> None:
+    from cogrl.behaviors.hybrid import HybridTagger
+
+    hybrid = HybridTagger(_regex_tagger(patterns), judge, sample_fraction=sample_fraction, seed=seed)
+    planned = hybrid.plan(items)
+    with _progress(sum(1 for _, reasons in planned if reasons) * len(BEHAVIORS)) as advance:
+        results = hybrid.tag_many(items, advance, planned)
+    for record, result in zip(records, results, strict=True):
+        _emit(
+            record,
+            result.final,
+            behaviors_regex=dict(result.regex.counts),
+            behaviors_judge=None if result.judge is None else dict(result.judge.counts),
+            judge_reasons=list(result.reasons),
+        )
+
+
+def _regex_tagger(patterns: str | None) -> Any:
+    from cogrl.behaviors.regex_tagger import RegexTagger
+
+    return RegexTagger(patterns)
+
+
+def _read_trajectories(file: Path) -> tuple[list[dict[str, Any]], list[Trajectory], int]:
+    """Valid lines as (records, trajectories); malformed ones are reported on stderr and counted."""
+    records, items, bad = [], [], 0
+    for line in read_jsonl(file):
+        error = line.error
+        if line.record is not None:
+            try:
+                items.append(_trajectory(line.record))
+                records.append(line.record)
+            except ValueError as exc:
+                error = str(exc)
+        if error is not None:
+            bad += 1
+            print(f"{file}:{line.number}: {error}", file=sys.stderr)
+    return records, items, bad
+
+
+def _trajectory(record: dict[str, Any]) -> Trajectory:
+    completion = record.get("completion")
+    if not isinstance(completion, str):
+        raise ValueError("field 'completion' is missing or not a string")
+    numbers = record.get("numbers")
+    if numbers is not None and not (
+        isinstance(numbers, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in numbers)
+    ):
+        raise ValueError("field 'numbers' must be a list of integers")
+    target = record.get("target")
+    if target is not None and (not isinstance(target, int) or isinstance(target, bool)):
+        raise ValueError("field 'target' must be an integer")
+    return Trajectory(completion, numbers, target)
+
+
+def _emit(record: dict[str, Any], tags: BehaviorTags, **extra: Any) -> None:
+    sys.stdout.write(dumps({**record, **tags.to_json(), "behavior_source": tags.source, **extra}) + "\n")
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr for judge runs; yields the callback that advances it."""
+    columns = (TextColumn("judging"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task("judge", total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _print_judge_summary(judge: LLMJudge) -> None:
+    s = judge.stats
+    print(
+        f"judge {judge.model}: {s.judged} judged, {s.cache_hits} from cache, {s.requests} requests "
+        f"({s.retries} retries), {s.unparsable} without a readable count, {s.failed} failed",
+        file=sys.stderr,
+    )
+
+
+@app.command()
+def report(
+    file: Annotated[Path, typer.Argument(help="JSONL written by `cogrl behaviors tag`.")],
+    out: Annotated[Path, typer.Option(help="Output directory for tables, plots and the agreement report.")],
+) -> None:
+    """Write the behavior analyses (rates, P(correct | behavior), co-occurrence, curves) and, when the lines
+    carry both regex and judge tags (`tag --method hybrid`), per-behavior regex/judge agreement."""
+    from cogrl.behaviors.analysis import write_report
+
+    if not file.exists():
+        raise InputError(f"{file}: no such file")
+    records, bad = [], 0
+    for line in read_jsonl(file):
+        error = line.error
+        if line.record is not None:
+            error = _tagged_record_error(line.record)
+            if error is None:
+                records.append(line.record)
+        if error is not None:
+            bad += 1
+            print(f"{file}:{line.number}: {error}", file=sys.stderr)
+    if not records:
+        raise InputError(f"{file}: no tagged lines to report on")
+    written = write_report(records, out)
+    pairs = [
+        (_counts_tags(r["behaviors_regex"], "regex"), _counts_tags(r["behaviors_judge"], "judge"))
+        for r in records
+        if r.get("behaviors_regex") is not None and r.get("behaviors_judge") is not None
+    ]
+    if pairs:
+        write_agreement(agreement_report(pairs), out)
+        stderr.print(f"agreement of regex and judge on {len(pairs)} judged line(s): {out / 'agreement.json'}")
+    stderr.print(f"wrote {out} ({len(records)} lines){_describe(written)}", highlight=False)
+    if bad:
+        raise InputError(f"{file}: {bad} malformed line(s) skipped (listed above)")
+
+
+def _tagged_record_error(record: dict[str, Any]) -> str | None:
+    for field in ("behaviors", "behaviors_regex", "behaviors_judge"):
+        counts = record.get(field)
+        if counts is None and field != "behaviors":
+            continue
+        if not isinstance(counts, dict) or set(counts) != set(BEHAVIORS):
+            return f"field {field!r} must map exactly {list(BEHAVIORS)} to counts (run `cogrl behaviors tag`)"
+        if not all(
+            c is None or (isinstance(c, int) and not isinstance(c, bool) and c >= 0) for c in counts.values()
+        ):
+            return f"field {field!r}: counts must be non-negative integers or null"
+    return None
+
+
+def _counts_tags(counts: dict[str, int | None], source: str) -> BehaviorTags:
+    return BehaviorTags(counts=counts, source=source)
+
+
+def _describe(written: Any) -> str:
+    return f": {', '.join(sorted(map(str, written)))}" if isinstance(written, dict) and written else ""
