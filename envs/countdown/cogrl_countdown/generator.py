@@ -9,14 +9,21 @@ every machine; nothing depends on ``hash()`` ordering.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cogrl_countdown import solver
+import numpy as np
+
+from cogrl_countdown import batch, solver
+
+
+BATCH = 128
+"""Draws evaluated together (small enough for the evaluator's arrays to stay in cache)."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +69,14 @@ class Problem:
 
 
 def solved(numbers: Sequence[int], target: int) -> Problem:
-    """A problem with its reference solution (the solver's first) and its number of distinct solutions."""
-    found = solver.solutions(numbers, target)
-    return Problem(tuple(numbers), target, found[0] if found else None, len(found))
+    """A problem with its reference solution and its number of distinct solutions (exact solver)."""
+    return _problem(numbers, target, solver.solutions(numbers, target))
+
+
+def _problem(numbers: Sequence[int], target: int, found: Sequence[str]) -> Problem:
+    """The reference solution is the shortest (ties: alphabetical), so it does not depend on search order."""
+    reference = min(found, key=lambda s: (len(s), s)) if found else None
+    return Problem(tuple(numbers), target, reference, len(found))
 
 
 def generate(
@@ -72,13 +84,15 @@ def generate(
     n: int,
     seed: str,
     exclude: frozenset[tuple[tuple[int, ...], int]] = frozenset(),
-    allowed_target: Any = None,
+    allowed_target: Callable[[int], bool] | None = None,
 ) -> list[Problem]:
     """``n`` distinct solvable problems drawn with ``random.Random(seed)``.
 
-    ``exclude`` holds problem keys another split already uses; ``allowed_target`` (a predicate on the target)
-    restricts targets, e.g. to held-out targets for a test split. Raises ``ValueError`` when the ranges do
-    not hold ``n`` such problems (detected as too many fruitless draws).
+    Draws come in batches (the batched evaluator handles a batch at once); each draw is then kept or
+    skipped in order, and its target chosen with the same generator, so the result depends only on the
+    arguments. ``exclude`` holds problem keys another split already uses; ``allowed_target`` restricts
+    targets (e.g. to held-out targets for a test split). Raises ``ValueError`` when the ranges do not hold
+    ``n`` such problems (detected as too many fruitless draws).
     """
     rng = random.Random(seed)
     seen = set(exclude)
@@ -86,29 +100,63 @@ def generate(
     misses = 0
     max_misses = 1000 + 50 * n
     while len(problems) < n:
-        count = rng.randint(ranges.min_count, ranges.max_count)
-        numbers = [rng.randint(ranges.min_number, ranges.max_number) for _ in range(count)]
-        key_numbers = tuple(sorted(numbers))
-        targets = [
-            t
-            for t in sorted(v for v in solver.reachable_values(numbers) if type(v) is int)
-            if ranges.min_target <= t <= ranges.max_target
-            and (key_numbers, t) not in seen
-            and not (ranges.exclude_24_game and count == 4 and t == 24)
-            and (allowed_target is None or allowed_target(t))
-        ]
-        if not targets:
-            misses += 1
-            if misses > max_misses:
-                raise ValueError(
-                    f"could draw only {len(problems)} of {n} distinct solvable problems from {ranges}; "
-                    "widen the ranges or ask for fewer problems"
-                )
-            continue
-        target = rng.choice(targets)
-        seen.add((key_numbers, target))
-        problems.append(solved(numbers, target))
+        size = min(BATCH, 2 * (n - len(problems)) + 16)
+        draws = []
+        for _ in range(size):
+            count = rng.randint(ranges.min_count, ranges.max_count)
+            draws.append(tuple(rng.randint(ranges.min_number, ranges.max_number) for _ in range(count)))
+        for numbers, reachable, solve in _evaluate_draws(draws, ranges):
+            key_numbers = tuple(sorted(numbers))
+            targets = [
+                t
+                for t in reachable
+                if (key_numbers, t) not in seen
+                and not (ranges.exclude_24_game and len(numbers) == 4 and t == 24)
+                and (allowed_target is None or allowed_target(t))
+            ]
+            if not targets:
+                misses += 1
+                if misses > max_misses:
+                    raise ValueError(
+                        f"could draw only {len(problems)} of {n} distinct solvable problems from {ranges}; "
+                        "widen the ranges or ask for fewer problems"
+                    )
+                continue
+            target = rng.choice(targets)
+            seen.add((key_numbers, target))
+            problems.append(_problem(numbers, target, solve(target)))
+            if len(problems) == n:
+                break
     return problems
+
+
+def _evaluate_draws(
+    draws: list[tuple[int, ...]], ranges: Ranges
+) -> Iterator[tuple[tuple[int, ...], list[int], Callable[[int], list[str]]]]:
+    """For each draw, in order: its numbers, the sorted whole targets in range it reaches, and a function
+    giving every distinct solution for one of them. Uses the batched evaluator where int64 is exact."""
+    bound = max(abs(ranges.min_target), abs(ranges.max_target))
+    results: dict[int, tuple[list[int], Callable[[int], list[str]]]] = {}
+    for count in sorted({len(d) for d in draws}):
+        rows = [i for i, d in enumerate(draws) if len(d) == count]
+        if batch.fits_int64(count, ranges.max_number, bound):
+            num, den = batch.evaluate(np.array([draws[i] for i in rows], dtype=np.int64))
+            reach = batch.integer_targets(num, den, ranges.min_target, ranges.max_target)
+            for col, i in enumerate(rows):
+                results[i] = (reach[col].tolist(), _batched_solver(draws[i], num[col], den[col]))
+        else:
+            for i in rows:
+                values = solver.reachable_values(draws[i])
+                reach = sorted(
+                    v for v in values if type(v) is int and ranges.min_target <= v <= ranges.max_target
+                )
+                results[i] = (reach, functools.partial(solver.solutions, draws[i]))
+    for i, numbers in enumerate(draws):
+        yield (numbers, *results[i])
+
+
+def _batched_solver(numbers: tuple[int, ...], num: np.ndarray, den: np.ndarray) -> Callable[[int], list[str]]:
+    return lambda target: [e.text for e in batch.solutions_at(numbers, num, den, target)]
 
 
 def load_source(path: str | Path, start: int, stop: int) -> list[Problem]:
