@@ -21,7 +21,6 @@ import numpy as np
 
 from cogrl_countdown import batch, solver
 
-
 BATCH = 128
 """Draws evaluated together (small enough for the evaluator's arrays to stay in cache)."""
 
