@@ -41,7 +41,7 @@ DEFAULT_PATTERN_SET = "v1"
 MAX_CHARS = 65_536
 """Characters of a response that are scanned; the rest is ignored (responses are ~1-4k characters)."""
 
-CONDITIONS = frozenset({"prior_attempt"})
+CONDITIONS = frozenset({"prior_attempt", "new_attempt"})
 NUMBER_GROUPS = ("target", "cmp", "other")
 FLAGS = regex.IGNORECASE | regex.VERSION0
 
@@ -50,6 +50,14 @@ _ARITHMETIC = regex.compile(
     r"\d\s*[-+*/×x÷−–]\s*\(?\s*\d|\d\s+(?:times|plus|minus|divided\s+by|multiplied\s+by|over)\s+\d",
     FLAGS,
 )
+# A whole arithmetic expression ("(30 - 25 + 3) * 4"), compared verbatim (spaces and brackets ignored) to
+# tell a new attempt from a repeated one.
+_EXPRESSION = regex.compile(
+    r"[(\s]*\d+(?:\.\d+)?[)\s]*(?:(?:[-+*/×÷−]|\bx\b)[(\s]*\d+(?:\.\d+)?[)\s]*)+",
+    FLAGS,
+)
+_NEW_ATTEMPT_WINDOW = 160
+"""How far after a match ``new_attempt`` looks for the expression that is being tried."""
 # Target inference, most explicit phrasing first; the first sentence of a response usually restates the task.
 _TARGET_EXPLICIT = regex.compile(
     r"\btarget(?:\s+(?:number|value))?\s*(?:is|of|=|:|equals|being)?\s*(?:the\s+number\s+)?(\d+)\b", FLAGS
@@ -247,13 +255,12 @@ class RegexTagger:
         text = text[: self.max_chars]
         if target is None:
             target = infer_target(text, numbers)
-        target_value = None if target is None else Fraction(str(target))
-        arithmetic_starts = [m.start() for m in _ARITHMETIC.finditer(text)]
+        facts = _TextFacts.of(text, target)
         counts: dict[str, int | None] = {}
         spans: dict[str, list[Span]] = {}
         for behavior in BEHAVIORS:
             try:
-                found = self._scan(self._compiled[behavior], text, target_value, arithmetic_starts)
+                found = self._scan(self._compiled[behavior], facts)
             except TimeoutError:
                 counts[behavior], spans[behavior] = None, []
                 continue
@@ -261,11 +268,10 @@ class RegexTagger:
             counts[behavior] = len(spans[behavior])
         return BehaviorTags(counts=counts, spans=spans, source=self.source)
 
-    def _scan(
-        self, compiled: _CompiledBehavior, text: str, target: Fraction | None, arithmetic_starts: list[int]
-    ) -> list[Span]:
+    def _scan(self, compiled: _CompiledBehavior, facts: _TextFacts) -> list[Span]:
         if compiled.combined is None:
             return []
+        text = facts.text
         found: list[Span] = []
         last_end = 0
         pos = 0
@@ -274,16 +280,14 @@ class RegexTagger:
             if match is None:
                 break
             index = compiled.which(match)
-            accepted = self._accept(compiled.patterns[index], match, target, arithmetic_starts, last_end)
+            accepted = facts.accepts(compiled.patterns[index], match, last_end)
             if not accepted:
                 # Another pattern of the behavior may still match here (the alternation tried only the first).
                 for other, single in enumerate(compiled.singles):
                     if other == index:
                         continue
                     candidate = single.match(text, match.start(), timeout=self.timeout_s)
-                    if candidate and self._accept(
-                        compiled.patterns[other], candidate, target, arithmetic_starts, last_end
-                    ):
+                    if candidate and facts.accepts(compiled.patterns[other], candidate, last_end):
                         match, accepted = candidate, True
                         break
             if accepted:
@@ -294,25 +298,60 @@ class RegexTagger:
                 pos = match.start() + 1
         return found
 
-    @staticmethod
-    def _accept(
-        pattern: Pattern, match: Any, target: Fraction | None, arithmetic_starts: list[int], last_end: int
-    ) -> bool:
+
+@dataclass(frozen=True)
+class _TextFacts:
+    """What the pattern conventions need to know about one text, computed once per ``tag`` call."""
+
+    text: str
+    target: Fraction | None
+    arithmetic_starts: list[int]
+    expression_starts: list[int]
+    expressions: list[str]
+    first_seen_end: dict[str, int]
+
+    @classmethod
+    def of(cls, text: str, target: int | float | None) -> _TextFacts:
+        expression_starts, expressions, first_seen_end = [], [], {}
+        for match in _EXPRESSION.finditer(text):
+            key = regex.sub(r"[\s()]", "", match.group())
+            expression_starts.append(match.start())
+            expressions.append(key)
+            first_seen_end.setdefault(key, match.end())
+        return cls(
+            text=text,
+            target=None if target is None else Fraction(str(target)),
+            arithmetic_starts=[m.start() for m in _ARITHMETIC.finditer(text)],
+            expression_starts=expression_starts,
+            expressions=expressions,
+            first_seen_end=first_seen_end,
+        )
+
+    def accepts(self, pattern: Pattern, match: Any, last_end: int) -> bool:
         groups = match.groupdict()
         for name in NUMBER_GROUPS:
             value = groups.get(name)
             if value is None:
                 continue
             number = Fraction(value)
-            if name == "target" and (target is None or number != target):
+            if name == "target" and (self.target is None or number != self.target):
                 return False
-            if name == "cmp" and target is not None and number != target:
+            if name == "cmp" and self.target is not None and number != self.target:
                 return False
-            if name == "other" and target is not None and number == target:
+            if name == "other" and self.target is not None and number == self.target:
                 return False
         if "prior_attempt" in pattern.requires:
-            first = bisect.bisect_left(arithmetic_starts, last_end)
-            if first >= len(arithmetic_starts) or arithmetic_starts[first] >= match.start():
+            first = bisect.bisect_left(self.arithmetic_starts, last_end)
+            if first >= len(self.arithmetic_starts) or self.arithmetic_starts[first] >= match.start():
+                return False
+        if "new_attempt" in pattern.requires:
+            # The expression being tried (the first one at or after the match) must not be a verbatim repeat.
+            first = bisect.bisect_left(self.expression_starts, match.start())
+            tried_here = (
+                first < len(self.expressions)
+                and self.expression_starts[first] < match.end() + _NEW_ATTEMPT_WINDOW
+            )
+            if tried_here and self.first_seen_end[self.expressions[first]] <= match.start():
                 return False
         return True
 
