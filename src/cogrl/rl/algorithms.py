@@ -185,8 +185,10 @@ def token_rewards(
     """Per-token rewards: the sequence's score on its last valid token, minus ``kl_coef * kl`` on every
     valid token when the KL penalty lives in the reward (Ziegler et al., 2019; the paper's veRL PPO)."""
     mask = response_mask.to(scores.dtype)
-    last = (mask * torch.arange(mask.shape[1], dtype=scores.dtype)).argmax(-1)
     rewards = torch.zeros_like(mask)
+    if mask.numel() == 0:
+        return rewards
+    last = (mask * torch.arange(mask.shape[1], dtype=scores.dtype)).argmax(-1)
     has_tokens = mask.sum(-1) > 0
     rewards[has_tokens, last[has_tokens]] = scores[has_tokens]
     if kl is not None and kl_coef:

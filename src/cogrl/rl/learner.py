@@ -1,0 +1,636 @@
+"""The learner: policy, frozen reference, critic and their optimizers; one PPO/GRPO update per RL step.
+
+`Learner` is a plain class (tests use it directly); `LearnerGroup` runs one per data-parallel rank as Ray
+actors (OpenRLHF style). Ranks hold identical replicas: each trains on whole groups of the batch, gradients
+are summed with torch.distributed, and every normaliser (token and sequence counts, GAE whitening moments)
+is summed first, so N ranks compute exactly the update one rank would compute on the whole batch.
+
+Layout of a padded batch: each sequence is ``prompt + response`` right-padded to the longest one; the
+logits that predict response token ``j`` sit at position ``len(prompt) + j - 1`` (``logit_index``), so
+response tensors are ``[batch, longest response]`` with a ``response_mask``. Models run in eval mode
+(no dropout): an RL update must be a deterministic function of its batch.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from cogrl.config import AlgorithmConfig, TrainerConfig
+from cogrl.rl import algorithms as algo
+from cogrl.rl.batch import Experience
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "chat_template.jinja",
+)
+"""Copied verbatim from the model directory into every saved policy, so a checkpoint is a model dir."""
+LEARNER_STATE = "learner_state.pt"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Padded batches
+# --------------------------------------------------------------------------------------------------------
+@dataclass
+class PaddedBatch:
+    input_ids: torch.Tensor  # [B, L] prompt + response, right-padded with 0
+    attention_mask: torch.Tensor  # [B, L]
+    logit_index: torch.Tensor  # [B, R] position of the logits that predict each response token
+    response_ids: torch.Tensor  # [B, R]
+    response_mask: torch.Tensor  # [B, R] float, 1 on real response tokens
+
+
+def pad_batch(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], device: torch.device) -> PaddedBatch:
+    """Right-pad ``(prompt_ids, response_ids)`` pairs; each needs a non-empty prompt."""
+    longest = max((len(p) + len(r) for p, r in pairs), default=0)
+    longest_response = max((len(r) for _, r in pairs), default=0)
+    input_ids = torch.zeros(len(pairs), longest, dtype=torch.long)
+    attention_mask = torch.zeros(len(pairs), longest, dtype=torch.long)
+    logit_index = torch.zeros(len(pairs), longest_response, dtype=torch.long)
+    response_ids = torch.zeros(len(pairs), longest_response, dtype=torch.long)
+    response_mask = torch.zeros(len(pairs), longest_response)
+    for i, (prompt, response) in enumerate(pairs):
+        if not prompt:
+            raise ValueError(f"sequence {i}: empty prompt (the first response token needs a context)")
+        n, r = len(prompt), len(response)
+        input_ids[i, : n + r] = torch.tensor([*prompt, *response], dtype=torch.long)
+        attention_mask[i, : n + r] = 1
+        logit_index[i, :r] = torch.arange(n - 1, n + r - 1)
+        response_ids[i, :r] = torch.tensor(response, dtype=torch.long)
+        response_mask[i, :r] = 1
+    return PaddedBatch(
+        *(x.to(device) for x in (input_ids, attention_mask, logit_index, response_ids, response_mask))
+    )
+
+
+def response_mask_of(responses: Sequence[Sequence[int]], device: torch.device) -> torch.Tensor:
+    """``[B, longest response]`` float mask, 1 on real response tokens."""
+    longest = max((len(r) for r in responses), default=0)
+    lengths = torch.tensor([len(r) for r in responses], dtype=torch.long)
+    return (torch.arange(longest)[None, :] < lengths[:, None]).float().to(device)
+
+
+@dataclass
+class PreparedBatch:
+    """What an update trains on (``[B, R]`` each, 0 on padding); see `Learner.prepare`."""
+
+    response_mask: torch.Tensor
+    old_logprobs: torch.Tensor
+    ref_logprobs: torch.Tensor | None
+    values: torch.Tensor | None
+    kl: torch.Tensor | None
+    """Per-token KL(current policy || reference) with the configured estimator (None without reference)."""
+    rewards: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+def response_logits(model: nn.Module, batch: PaddedBatch) -> torch.Tensor:
+    """``[B, R, vocab]`` float32 logits at the positions that predict the response tokens."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
+    return logits[rows, batch.logit_index].float()
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits, dim=-1).gather(-1, tokens[..., None]).squeeze(-1)
+
+
+class ValueModel(nn.Module):
+    """The critic: a causal LM's transformer backbone plus a scalar head (the LM head is dropped).
+
+    Initialised from the policy's weights, as in the paper; the head starts small and random
+    (std 1/(hidden+1), OpenRLHF's choice) from its own seeded generator.
+    """
+
+    def __init__(self, causal_lm: nn.Module, seed: int) -> None:
+        super().__init__()
+        self.backbone = getattr(causal_lm, causal_lm.base_model_prefix)
+        hidden = causal_lm.config.get_text_config().hidden_size
+        self.head = nn.Linear(hidden, 1, bias=False)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.randn(1, hidden, generator=generator) / (hidden + 1))
+
+    def forward(self, batch: PaddedBatch) -> torch.Tensor:
+        """``[B, R]`` values of the states before each response token."""
+        hidden = self.backbone(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask
+        ).last_hidden_state
+        rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
+        return self.head(hidden[rows, batch.logit_index]).squeeze(-1).float()
+
+
+# --------------------------------------------------------------------------------------------------------
+# The learner
+# --------------------------------------------------------------------------------------------------------
+class Learner:
+    """One data-parallel rank: policy (+ reference if kl_coef > 0, + critic for gae) and optimizers."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        algorithm: AlgorithmConfig,
+        trainer: TrainerConfig,
+        max_new_tokens: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        dist_url: str | None = None,
+    ) -> None:
+        from cogrl.models import load_causal_lm
+
+        self.model_dir = Path(model_dir)
+        self.algorithm = algorithm
+        self.trainer = trainer
+        self.loss_constant = algorithm.loss_agg_constant or float(max_new_tokens)
+        self.rank, self.world_size = rank, world_size
+        self.device = torch.device(
+            f"cuda:{torch.cuda.current_device()}" if trainer.device == "cuda" else "cpu"
+        )
+        if world_size > 1:
+            if dist_url is None:
+                raise ValueError("world_size > 1 needs dist_url (tcp://host:port)")
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            dist.init_process_group(backend, init_method=dist_url, rank=rank, world_size=world_size)
+        torch.manual_seed(seed)
+
+        self.policy = load_causal_lm(self.model_dir).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.policy.parameters(), lr=trainer.lr, weight_decay=trainer.weight_decay
+        )
+        self.reference: nn.Module | None = None
+        if algorithm.kl_coef > 0:
+            self.reference = load_causal_lm(self.model_dir).to(self.device).requires_grad_(False)
+        self.critic: ValueModel | None = None
+        self.critic_optimizer: torch.optim.Optimizer | None = None
+        if algorithm.advantage == "gae":
+            self.critic = ValueModel(load_causal_lm(self.model_dir), seed).to(self.device).eval()
+            self.critic_optimizer = torch.optim.AdamW(
+                self.critic.parameters(), lr=trainer.critic_lr, weight_decay=trainer.weight_decay
+            )
+        self.updates = 0
+
+    # ---- collectives (no-ops on one rank) ----
+    def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.world_size > 1:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def _reduce_gradients(self, model: nn.Module) -> None:
+        """Sum gradients over ranks (losses are already divided by global counts); missing grads are 0 so
+        every rank, and a single rank, steps the same parameters."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        if self.world_size > 1:
+            flat = torch.cat([p.grad.reshape(-1) for p in params])
+            dist.all_reduce(flat)
+            offset = 0
+            for p in params:
+                p.grad.copy_(flat[offset : offset + p.numel()].view_as(p))
+                offset += p.numel()
+
+    # ---- the update ----
+    def _micro_batches(self, indices: Sequence[int]) -> list[list[int]]:
+        size = self.algorithm.micro_batch_size
+        return [list(indices[i : i + size]) for i in range(0, len(indices), size)]
+
+    @torch.no_grad()
+    def _score_batch(
+        self, experiences: Sequence[Experience], indices: list[int], width: int
+    ) -> dict[str, torch.Tensor]:
+        """Old log-probs (current policy), reference log-probs and values of a micro-batch, ``[b, width]``."""
+        batch = pad_batch(
+            [(experiences[i].prompt_ids, experiences[i].response_ids) for i in indices], self.device
+        )
+        out = {"old_logprobs": token_logprobs(response_logits(self.policy, batch), batch.response_ids)}
+        if self.reference is not None:
+            out["ref_logprobs"] = token_logprobs(response_logits(self.reference, batch), batch.response_ids)
+        if self.critic is not None:
+            out["values"] = self.critic(batch)
+        mask = nn.functional.pad(batch.response_mask, (0, width - batch.response_mask.shape[1]))
+        return {k: nn.functional.pad(v, (0, width - v.shape[1])) * mask for k, v in out.items()}
+
+    @torch.no_grad()
+    def prepare(self, experiences: Sequence[Experience]) -> PreparedBatch:
+        """Everything the update trains on, before any parameter moves: the current (= rollout) policy's
+        log-probs, the reference's, the critic's values, per-token rewards, advantages and returns."""
+        a = self.algorithm
+        n = len(experiences)
+        response_mask = response_mask_of([e.response_ids for e in experiences], self.device)
+        width = response_mask.shape[1]
+        scores = torch.tensor([e.reward for e in experiences], dtype=torch.float32, device=self.device)
+        group = torch.tensor([e.group for e in experiences], dtype=torch.long, device=self.device)
+
+        scored: dict[str, list[torch.Tensor]] = {}
+        for indices in self._micro_batches(range(n)):
+            for key, value in self._score_batch(experiences, indices, width).items():
+                scored.setdefault(key, []).append(value)
+        empty = torch.zeros(n, width, device=self.device)
+        old_logprobs = torch.cat(scored["old_logprobs"]) if n else empty
+        ref_logprobs = (
+            (torch.cat(scored["ref_logprobs"]) if n else empty) if self.reference is not None else None
+        )
+        values = (torch.cat(scored["values"]) if n else empty) if self.critic is not None else None
+
+        kl = algo.kl_penalty(old_logprobs, ref_logprobs, a.kl_estimator) if ref_logprobs is not None else None
+        rewards = algo.token_rewards(scores, response_mask, kl if a.kl_in_reward else None, a.kl_coef)
+        estimator = algo.ADVANTAGE_ESTIMATORS[a.advantage]
+        advantages, returns = estimator(
+            rewards, response_mask, group=group, values=values, gamma=a.gamma, lam=a.lam
+        )
+        if a.advantage == "gae" and a.whiten_advantages:
+            mean, var = algo.moments_to_mean_var(
+                self._all_reduce(algo.masked_moments(advantages, response_mask))
+            )
+            advantages = algo.masked_whiten(advantages, response_mask, mean, var)
+        return PreparedBatch(
+            response_mask, old_logprobs, ref_logprobs, values, kl, rewards, advantages, returns
+        )
+
+    def update(self, experiences: Sequence[Experience]) -> dict[str, float]:
+        """One RL step on this rank's share of the batch (whole groups); returns global statistics."""
+        a = self.algorithm
+        start = time.perf_counter()
+        n = len(experiences)
+        prepared = self.prepare(experiences)
+        response_mask, values, kl, advantages = (
+            prepared.response_mask,
+            prepared.values,
+            prepared.kl,
+            prepared.advantages,
+        )
+        t_prepare = time.perf_counter()
+
+        # ppo_epochs passes over mini-batches (one optimizer step each) made of micro-batches
+        totals = self._all_reduce(torch.tensor([float(n), response_mask.sum().item()], dtype=torch.float64))
+        num_mini = 1 if a.mini_batch_size is None else math.ceil(totals[0].item() / a.mini_batch_size)
+        minis = [chunk.tolist() for chunk in torch.tensor_split(torch.arange(n), num_mini)]
+        acc = torch.zeros(len(_ACC_KEYS), dtype=torch.float64)
+        grad_norms: list[float] = []
+        critic_grad_norms: list[float] = []
+        for _ in range(a.ppo_epochs):
+            for mini in minis:
+                counts = self._all_reduce(
+                    torch.tensor([float(len(mini)), response_mask[mini].sum().item()], dtype=torch.float64)
+                )
+                norm = {"num_seqs": counts[0].item(), "num_tokens": max(counts[1].item(), 1.0)}
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.critic_optimizer is not None:
+                    self.critic_optimizer.zero_grad(set_to_none=True)
+                for indices in self._micro_batches(mini):
+                    acc += self._train_micro_batch(experiences, indices, norm, prepared)
+                grad_norms.append(self._step(self.policy, self.optimizer))
+                if self.critic is not None:
+                    critic_grad_norms.append(self._step(self.critic, self.critic_optimizer))
+        self.updates += 1
+        t_train = time.perf_counter()
+
+        # statistics over all ranks
+        kl_sum = (kl * response_mask).sum().item() if kl is not None else 0.0
+        batch_stats = torch.tensor(
+            [
+                kl_sum,
+                _rollout_logprob_drift(experiences, prepared.old_logprobs),
+                (advantages * response_mask).sum().item(),
+                (advantages**2 * response_mask).sum().item(),
+                (values * response_mask).sum().item() if values is not None else 0.0,
+                float(sum(len(e.prompt_ids) + len(e.response_ids) for e in experiences)),
+            ],
+            dtype=torch.float64,
+        )
+        acc = self._all_reduce(acc)
+        batch_stats = self._all_reduce(batch_stats)
+        steps = len(minis) * a.ppo_epochs
+        tokens = totals[1].item()
+        trained_tokens = max(acc[_ACC_KEYS.index("tokens")].item(), 1.0)
+        adv_mean = batch_stats[2].item() / max(tokens, 1.0)
+        stats = {
+            "pg_loss": acc[_ACC_KEYS.index("pg_loss")].item() / steps,
+            "vf_loss": acc[_ACC_KEYS.index("vf_loss")].item() / steps,
+            "kl": batch_stats[0].item() / max(tokens, 1.0),
+            "entropy": acc[_ACC_KEYS.index("entropy")].item() / trained_tokens,
+            "clip_frac": acc[_ACC_KEYS.index("clip_frac")].item() / trained_tokens,
+            "approx_kl": acc[_ACC_KEYS.index("approx_kl")].item() / trained_tokens,
+            "vf_clip_frac": acc[_ACC_KEYS.index("vf_clip_frac")].item() / trained_tokens,
+            "grad_norm": sum(grad_norms) / len(grad_norms),
+            "critic_grad_norm": sum(critic_grad_norms) / len(critic_grad_norms) if critic_grad_norms else 0.0,
+            "adv_mean": adv_mean,
+            "adv_std": math.sqrt(max(batch_stats[3].item() / max(tokens, 1.0) - adv_mean**2, 0.0)),
+            "value_mean": batch_stats[4].item() / max(tokens, 1.0),
+            "rollout_logprob_drift": batch_stats[1].item() / max(tokens, 1.0),
+            "num_sequences": totals[0].item(),
+            "num_response_tokens": tokens,
+            "optimizer_steps": float(steps),
+            "tokens_per_s": batch_stats[5].item() * a.ppo_epochs / max(t_train - start, 1e-9),
+            "time/prepare": t_prepare - start,
+            "time/train": t_train - t_prepare,
+            "time/total": time.perf_counter() - start,
+        }
+        return stats
+
+    def _train_micro_batch(
+        self,
+        experiences: Sequence[Experience],
+        indices: list[int],
+        norm: dict[str, float],
+        prepared: PreparedBatch,
+    ) -> torch.Tensor:
+        """Forward + backward of one micro-batch; returns its contributions to the accumulated statistics."""
+        a = self.algorithm
+        batch = pad_batch(
+            [(experiences[i].prompt_ids, experiences[i].response_ids) for i in indices], self.device
+        )
+        r = batch.response_ids.shape[1]
+        mask = batch.response_mask
+        agg = {"mode": a.loss_agg, "constant": self.loss_constant, **norm}
+        logits = response_logits(self.policy, batch)
+        logprobs = token_logprobs(logits, batch.response_ids)
+        entropy = algo.entropy_from_logits(logits)
+        pg_loss, clip_frac, approx_kl = algo.clipped_policy_loss(
+            logprobs,
+            prepared.old_logprobs[indices, :r],
+            prepared.advantages[indices, :r],
+            mask,
+            clip_low=a.clip_low,
+            clip_high=a.clip_high,
+            **agg,
+        )
+        entropy_loss = algo.aggregate_loss(entropy, mask, **agg)
+        loss = pg_loss - a.entropy_coef * entropy_loss
+        if prepared.ref_logprobs is not None and not a.kl_in_reward:
+            kl = algo.kl_penalty(logprobs, prepared.ref_logprobs[indices, :r], a.kl_estimator)
+            loss = loss + a.kl_coef * algo.aggregate_loss(kl, mask, **agg)
+        vf_loss = vf_clip_frac = torch.zeros(())
+        if self.critic is not None:
+            assert prepared.values is not None
+            vf_loss, vf_clip_frac = algo.clipped_value_loss(
+                self.critic(batch),
+                prepared.values[indices, :r],
+                prepared.returns[indices, :r],
+                mask,
+                clip=a.value_clip,
+                **agg,
+            )
+            loss = loss + vf_loss  # disjoint parameters: the critic has its own optimizer and lr
+        loss.backward()
+        tokens = mask.sum().item()
+        contributions = {
+            "pg_loss": pg_loss.item(),
+            "vf_loss": vf_loss.item(),
+            "entropy": (entropy.detach() * mask).sum().item(),
+            "clip_frac": clip_frac.item() * tokens,
+            "approx_kl": approx_kl.item() * tokens,
+            "vf_clip_frac": vf_clip_frac.item() * tokens,
+            "tokens": tokens,
+        }
+        return torch.tensor([contributions[k] for k in _ACC_KEYS], dtype=torch.float64)
+
+    def _step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> float:
+        self._reduce_gradients(model)
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), self.trainer.grad_clip)
+        optimizer.step()
+        return grad_norm.item()
+
+    # ---- weights, evaluation, checkpoints ----
+    def policy_state(self) -> dict[str, torch.Tensor]:
+        """The policy's weights as CPU tensors under their Hugging Face names (for weight sync)."""
+        return {
+            name: tensor.detach().to("cpu", copy=True) for name, tensor in self.policy.state_dict().items()
+        }
+
+    @torch.no_grad()
+    def logprobs(
+        self, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]]
+    ) -> list[list[float]]:
+        """The policy's log-probability of every response token (temperature 1)."""
+        batch = pad_batch(list(zip(prompt_ids, response_ids, strict=True)), self.device)
+        logprobs = token_logprobs(response_logits(self.policy, batch), batch.response_ids)
+        return [row[: len(r)].tolist() for row, r in zip(logprobs.cpu(), response_ids, strict=True)]
+
+    def save(self, directory: str | Path) -> None:
+        """Write the policy as a Hugging Face model dir (+ the tokenizer) and the rest of the training state.
+
+        Ranks are replicas, so only rank 0 needs to call this. The reference model is not saved: it is the
+        initial policy, rebuilt from ``model_dir`` when a fresh learner is constructed before ``load``.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.policy.save_pretrained(directory)
+        for name in TOKENIZER_FILES:
+            if (self.model_dir / name).is_file():
+                shutil.copyfile(self.model_dir / name, directory / name)
+        state: dict[str, Any] = {
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+            "cpu_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if self.critic is not None and self.critic_optimizer is not None:
+            state["critic"] = self.critic.state_dict()
+            state["critic_optimizer"] = self.critic_optimizer.state_dict()
+        torch.save(state, directory / LEARNER_STATE)
+
+    def load(self, directory: str | Path) -> None:
+        """Restore what ``save`` wrote (into a learner built from the same model_dir and configs)."""
+        from cogrl.models import load_causal_lm
+
+        directory = Path(directory)
+        state = torch.load(directory / LEARNER_STATE, map_location=self.device, weights_only=True)
+        self.policy.load_state_dict(load_causal_lm(directory).state_dict())
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.critic is not None and self.critic_optimizer is not None:
+            if "critic" not in state:
+                raise ValueError(
+                    f"{directory / LEARNER_STATE}: no critic state (saved without advantage: gae)"
+                )
+            self.critic.load_state_dict(state["critic"])
+            self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.updates = state["updates"]
+        torch.set_rng_state(state["cpu_rng"].cpu())
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+
+    def close(self) -> None:
+        if self.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _rollout_logprob_drift(experiences: Sequence[Experience], logprobs: torch.Tensor) -> float:
+    """Sum over tokens of |rollout engine log-prob - learner log-prob|: a weight-sync / numerics monitor
+    (sequences whose rollout log-probs are missing or of another length are skipped)."""
+    total = 0.0
+    for row, e in zip(logprobs.cpu(), experiences, strict=True):
+        if e.rollout_logprobs and len(e.rollout_logprobs) == len(e.response_ids):
+            total += (row[: len(e.response_ids)] - torch.tensor(e.rollout_logprobs)).abs().sum().item()
+    return total
+
+
+_ACC_KEYS = ("pg_loss", "vf_loss", "entropy", "clip_frac", "approx_kl", "vf_clip_frac", "tokens")
+"""Per-micro-batch sums accumulated over an update, then summed over ranks."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Ray: one actor per rank
+# --------------------------------------------------------------------------------------------------------
+def shard_by_group(experiences: Sequence[Experience], num_shards: int) -> list[list[Experience]]:
+    """Split a batch into ``num_shards`` contiguous runs of whole groups (group baselines stay on one rank),
+    as even in group count as possible; shards may be empty when there are fewer groups than shards."""
+    groups: dict[int, list[Experience]] = {}
+    for experience in experiences:
+        groups.setdefault(experience.group, []).append(experience)
+    ordered = list(groups.values())
+    bounds = [round(k * len(ordered) / num_shards) for k in range(num_shards + 1)]
+    return [[e for g in ordered[bounds[k] : bounds[k + 1]] for e in g] for k in range(num_shards)]
+
+
+class LearnerActor:
+    """The Ray actor around one `Learner`: created empty so rank 0 can report a rendezvous address first."""
+
+    def __init__(self) -> None:
+        self.learner: Learner | None = None
+
+    def rendezvous_address(self) -> str:
+        import ray
+
+        with socket.socket() as sock:
+            sock.bind(("", 0))
+            port = sock.getsockname()[1]
+        return f"tcp://{ray.util.get_node_ip_address()}:{port}"
+
+    def setup(self, **kwargs: Any) -> None:
+        self.learner = Learner(**kwargs)
+
+    def update(self, experiences: list[Experience]) -> dict[str, float]:
+        assert self.learner is not None
+        return self.learner.update(experiences)
+
+    def policy_state(self) -> dict[str, torch.Tensor]:
+        assert self.learner is not None
+        return self.learner.policy_state()
+
+    def logprobs(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[list[float]]:
+        assert self.learner is not None
+        return self.learner.logprobs(prompt_ids, response_ids)
+
+    def save(self, directory: str) -> None:
+        assert self.learner is not None
+        self.learner.save(directory)
+
+    def load(self, directory: str) -> None:
+        assert self.learner is not None
+        self.learner.load(directory)
+
+    def close(self) -> None:
+        if self.learner is not None:
+            self.learner.close()
+
+
+class LearnerGroup:
+    """``num_learners`` data-parallel `Learner` ranks as Ray actors (starts a local Ray if none is running).
+
+    ``placement``: an optional Ray placement group with one bundle per rank (bundle k hosts rank k).
+    On GPUs each rank takes one GPU; on CPU each takes ``num_cpus_per_learner`` CPUs of Ray's budget.
+    Checkpoints are written by rank 0 and read by every rank (a shared filesystem across nodes).
+    """
+
+    def __init__(
+        self,
+        num_learners: int,
+        *,
+        model_dir: str | Path,
+        algorithm: AlgorithmConfig,
+        trainer: TrainerConfig,
+        max_new_tokens: int,
+        seed: int,
+        placement: Any = None,
+        num_cpus_per_learner: float = 1.0,
+    ) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init()
+        resources = {"num_gpus": 1} if trainer.device == "cuda" else {"num_cpus": num_cpus_per_learner}
+        actor_class = ray.remote(LearnerActor)
+        self.actors = []
+        for rank in range(num_learners):
+            options: dict[str, Any] = dict(resources)
+            if placement is not None:
+                from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+                options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                    placement, placement_group_bundle_index=rank
+                )
+            self.actors.append(actor_class.options(**options).remote())
+        dist_url = ray.get(self.actors[0].rendezvous_address.remote()) if num_learners > 1 else None
+        ray.get(
+            [
+                actor.setup.remote(
+                    model_dir=str(model_dir),
+                    algorithm=algorithm,
+                    trainer=trainer,
+                    max_new_tokens=max_new_tokens,
+                    seed=seed,
+                    rank=rank,
+                    world_size=num_learners,
+                    dist_url=dist_url,
+                )
+                for rank, actor in enumerate(self.actors)
+            ]
+        )
+
+    def update(self, experiences: Sequence[Experience]) -> dict[str, float]:
+        """Shard by group, update every rank, return rank 0's statistics (already summed over ranks)."""
+        import ray
+
+        shards = shard_by_group(experiences, len(self.actors))
+        return ray.get(
+            [actor.update.remote(shard) for actor, shard in zip(self.actors, shards, strict=True)]
+        )[0]
+
+    def policy_state(self) -> dict[str, torch.Tensor]:
+        import ray
+
+        return ray.get(self.actors[0].policy_state.remote())
+
+    def logprobs(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[list[float]]:
+        import ray
+
+        return ray.get(self.actors[0].logprobs.remote(prompt_ids, response_ids))
+
+    def save(self, directory: str | Path) -> None:
+        import ray
+
+        ray.get(self.actors[0].save.remote(str(directory)))
+
+    def load(self, directory: str | Path) -> None:
+        import ray
+
+        ray.get([actor.load.remote(str(directory)) for actor in self.actors])
+
+    def shutdown(self) -> None:
+        import ray
+
+        ray.get([actor.close.remote() for actor in self.actors])
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []

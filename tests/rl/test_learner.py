@@ -1,0 +1,326 @@
+"""The learner on a tiny model, on CPU: direction of the update, the paper's PPO, micro-batching,
+determinism, save/load, and 2 data-parallel ranks == 1 rank."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from cogrl.config import AlgorithmConfig, TinyModelSpec, TrainerConfig, validate_recipe
+from cogrl.models import build_tiny_model, load_causal_lm
+from cogrl.rl.batch import Experience
+from cogrl.rl.learner import Learner, LearnerGroup, pad_batch, shard_by_group
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+MAX_NEW_TOKENS = 8
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    spec = TinyModelSpec(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=300)
+    corpus = ["Using the numbers [3, 7, 12], make 24. <think> 3 * 7 = 21 </think> <answer> 12 </answer>"]
+    return build_tiny_model(spec, corpus, tmp_path_factory.mktemp("models"))
+
+
+def make_batch(num_groups: int = 4, group_size: int = 2, seed: int = 0) -> list[Experience]:
+    """Groups of varied lengths; in each group the first response is rewarded 1, the others 0 (+ noise)."""
+    g = torch.Generator().manual_seed(seed)
+    batch = []
+    for group in range(num_groups):
+        prompt = tuple(
+            torch.randint(10, 290, (int(torch.randint(2, 6, (1,), generator=g)),), generator=g).tolist()
+        )
+        for k in range(group_size):
+            length = int(torch.randint(1, MAX_NEW_TOKENS + 1, (1,), generator=g))
+            response = tuple(torch.randint(10, 290, (length,), generator=g).tolist())
+            reward = (1.0 if k == 0 else 0.0) + 0.1 * float(torch.rand(1, generator=g))
+            batch.append(Experience(prompt, response, (), reward, group))
+    return batch
+
+
+def make_learner(model_dir: Path, **algorithm) -> Learner:
+    defaults = {"kl_coef": 0.0, "entropy_coef": 0.0}
+    trainer = TrainerConfig(lr=1e-3, critic_lr=1e-3)
+    return Learner(model_dir, AlgorithmConfig(**(defaults | algorithm)), trainer, MAX_NEW_TOKENS, seed=0)
+
+
+def sequence_logprob(learner: Learner, e: Experience) -> float:
+    return sum(learner.logprobs([e.prompt_ids], [e.response_ids])[0])
+
+
+def assert_same_parameters(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 0.0) -> None:
+    """Exact by default. Sums in another order differ by ~1e-9, and Adam's first step (lr * g / |g|) turns a
+    near-zero gradient's rounding into up to ~2e-6 here (lr 1e-3): equivalence tests use atol 1e-5. Adam is
+    scale-invariant, so those tests also compare the losses and the gradient norm, which are not."""
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=atol, msg=name)
+
+
+def test_logprobs_of_padded_batch_match_a_plain_forward(model_dir):
+    learner = make_learner(model_dir)
+    prompts, responses = [[5, 6, 7], [8]], [[9, 10], [11, 12, 13, 14]]
+    got = learner.logprobs(prompts, responses)
+    for prompt, response, row in zip(prompts, responses, got, strict=True):
+        ids = torch.tensor([prompt + response])
+        with torch.no_grad():
+            logp = torch.log_softmax(learner.policy(input_ids=ids).logits[0], -1)
+        expected = [logp[len(prompt) - 1 + j, tok].item() for j, tok in enumerate(response)]
+        assert row == pytest.approx(expected, abs=1e-5)
+
+
+def test_pad_batch_rejects_an_empty_prompt():
+    with pytest.raises(ValueError, match="empty prompt"):
+        pad_batch([((), (1, 2))], torch.device("cpu"))
+
+
+@pytest.mark.parametrize("advantage", ["grpo", "dr_grpo", "rloo"])
+def test_update_raises_logprob_of_rewarded_responses(model_dir, advantage):
+    learner = make_learner(model_dir, advantage=advantage)
+    batch = make_batch()
+    before = [sequence_logprob(learner, e) for e in batch]
+    stats = learner.update(batch)
+    after = [sequence_logprob(learner, e) for e in batch]
+    for i, e in enumerate(batch):
+        moved = after[i] - before[i]
+        assert moved > 0 if i % 2 == 0 else moved < 0, (i, e.reward, moved)
+    assert stats["grad_norm"] > 0 and stats["clip_frac"] == 0.0  # first pass is exactly on-policy
+    assert stats["num_sequences"] == len(batch) and stats["kl"] == 0.0
+
+
+def test_kl_coef_zero_skips_the_reference(model_dir):
+    assert make_learner(model_dir, kl_coef=0.0).reference is None
+    learner = make_learner(model_dir, kl_coef=0.1)
+    assert learner.reference is not None
+    assert not any(p.requires_grad for p in learner.reference.parameters())
+    batch = make_batch()
+    assert learner.update(batch)["kl"] == 0.0  # policy == reference before the first step
+    assert learner.update(batch)["kl"] != 0.0
+
+
+@pytest.mark.parametrize("loss_agg", ["token_mean", "seq_mean", "token_sum_norm"])
+def test_micro_batches_accumulate_to_the_big_batch(model_dir, loss_agg):
+    batch = make_batch()
+    whole = make_learner(
+        model_dir, loss_agg=loss_agg, micro_batch_size=len(batch), kl_coef=0.01, kl_in_reward=False
+    )
+    micro = make_learner(model_dir, loss_agg=loss_agg, micro_batch_size=3, kl_coef=0.01, kl_in_reward=False)
+    stats_whole, stats_micro = whole.update(batch), micro.update(batch)
+    assert_same_parameters(whole.policy_state(), micro.policy_state(), atol=1e-5)
+    for key in ("pg_loss", "entropy", "grad_norm"):
+        assert stats_whole[key] == pytest.approx(stats_micro[key], rel=1e-5, abs=1e-7), key
+
+
+def test_same_inputs_same_update(model_dir):
+    batch = make_batch()
+    a, b = make_learner(model_dir, advantage="gae"), make_learner(model_dir, advantage="gae")
+    a.update(batch)
+    b.update(batch)
+    assert_same_parameters(a.policy_state(), b.policy_state())
+    assert_same_parameters(a.critic.state_dict(), b.critic.state_dict())
+
+
+def test_mini_batches_and_epochs_take_several_optimizer_steps(model_dir):
+    learner = make_learner(model_dir, mini_batch_size=4, ppo_epochs=2)
+    stats = learner.update(make_batch())
+    assert stats["optimizer_steps"] == 4
+    assert stats["clip_frac"] > 0 or stats["approx_kl"] != 0  # later steps are off-policy
+
+
+PAPER_PPO = {
+    "name": "paper-ppo",
+    "model": {"path": "unused"},
+    "rollout": {"samples_per_prompt": 4, "max_new_tokens": MAX_NEW_TOKENS, "temperature": 1.0},
+    "algorithm": {
+        "advantage": "gae",
+        "gamma": 1.0,
+        "lam": 1.0,
+        "kl_coef": 0.001,
+        "kl_in_reward": True,
+        "kl_estimator": "k1",
+        "entropy_coef": 0.001,
+        "clip_low": 0.2,
+        "clip_high": 0.2,
+    },
+    "trainer": {"lr": 1e-6, "critic_lr": 1e-5, "grad_clip": 1.0},
+}
+
+
+def test_the_papers_ppo(model_dir):
+    """Gandhi et al. (veRL PPO): GAE with gamma = lam = 1, k1 KL 0.001 in the reward, critic from the policy."""
+    from cogrl.config import TrainRecipe
+
+    raw = PAPER_PPO | {"model": {"path": str(model_dir)}}
+    recipe = validate_recipe(raw, TrainRecipe)
+    learner = Learner(model_dir, recipe.algorithm, recipe.trainer, recipe.rollout.max_new_tokens, seed=0)
+    # critic initialised from the policy, own optimizer at 1e-5; actor at 1e-6; frozen reference for the KL
+    policy_backbone = learner.policy.model.state_dict()
+    for name, tensor in learner.critic.backbone.state_dict().items():
+        assert torch.equal(tensor, policy_backbone[name]), name
+    assert learner.optimizer.param_groups[0]["lr"] == 1e-6
+    assert learner.critic_optimizer.param_groups[0]["lr"] == 1e-5
+    assert learner.reference is not None
+
+    # move the policy away from the reference so the KL term is non-zero, then check the step's inputs
+    learner.optimizer.param_groups[0]["lr"] = 1e-3
+    batch = make_batch(group_size=4)
+    learner.update(batch)
+    p = learner.prepare(batch)
+    mask = p.response_mask
+    kl = (p.old_logprobs - p.ref_logprobs) * mask
+    assert kl.abs().sum() > 0
+    expected_rewards = -0.001 * kl
+    lengths = mask.sum(-1).long()
+    for i, e in enumerate(batch):
+        expected_rewards[i, lengths[i] - 1] += e.reward
+    torch.testing.assert_close(p.rewards, expected_rewards)
+    # gamma = lam = 1: the return is the reward-to-go; the advantage is return - value, whitened over tokens
+    reward_to_go = torch.flip(torch.cumsum(torch.flip(p.rewards, [1]), 1), [1]) * mask
+    torch.testing.assert_close(p.returns, reward_to_go)
+    raw_adv = (reward_to_go - p.values)[mask.bool()]
+    torch.testing.assert_close(
+        p.advantages[mask.bool()], (raw_adv - raw_adv.mean()) / raw_adv.std(), atol=1e-4, rtol=0
+    )
+
+    stats = learner.update(batch)
+    assert stats["vf_loss"] > 0 and stats["critic_grad_norm"] > 0 and stats["entropy"] > 0
+
+
+def test_grad_clip_bounds_the_step(model_dir):
+    """With grad_clip tiny, one SGD-like Adam step still moves; the reported norm is the pre-clip norm."""
+    learner = Learner(
+        model_dir,
+        AlgorithmConfig(kl_coef=0.0),
+        TrainerConfig(lr=1e-3, grad_clip=1e-3),
+        MAX_NEW_TOKENS,
+        seed=0,
+    )
+    before = learner.policy_state()
+    stats = learner.update(make_batch())
+    assert stats["grad_norm"] > 1e-3
+    assert any(not torch.equal(before[k], v) for k, v in learner.policy_state().items())
+
+
+def test_save_then_load_continues_bit_identically(model_dir, tmp_path):
+    config = {"advantage": "gae", "kl_coef": 0.01, "entropy_coef": 0.001}
+    batch1, batch2 = make_batch(seed=1), make_batch(seed=2)
+    first = make_learner(model_dir, **config)
+    first.update(batch1)
+    first.save(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "config.json").is_file() and (tmp_path / "ckpt" / "tokenizer.json").is_file()
+    load_causal_lm(tmp_path / "ckpt")  # a checkpoint is a plain model directory
+
+    resumed = make_learner(model_dir, **config)
+    resumed.load(tmp_path / "ckpt")
+    first.update(batch2)
+    resumed.update(batch2)
+    assert_same_parameters(first.policy_state(), resumed.policy_state())
+    assert_same_parameters(first.critic.state_dict(), resumed.critic.state_dict())
+    # the reference stays the initial policy, not the checkpoint's
+    assert_same_parameters(first.reference.state_dict(), resumed.reference.state_dict())
+
+
+def test_shard_by_group_keeps_groups_whole():
+    batch = make_batch(num_groups=5, group_size=3)
+    shards = shard_by_group(batch, 2)
+    assert [len(s) for s in shards] == [6, 9]
+    assert shards[0] + shards[1] == batch
+    assert shard_by_group(batch[:3], 2) == [[], batch[:3]]
+
+
+# ---- data parallel ------------------------------------------------------------------------------------
+DP_CONFIGS = {
+    "gae": {"advantage": "gae", "kl_coef": 0.01, "micro_batch_size": 3, "entropy_coef": 0.01},
+    "grpo": {
+        "advantage": "grpo",
+        "kl_coef": 0.01,
+        "kl_in_reward": False,
+        "kl_estimator": "k3",
+        "loss_agg": "seq_mean",
+    },
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rank_main(rank: int, world_size: int, url: str, model_dir: str, config: dict, out: str) -> None:
+    torch.set_num_threads(1)
+    batch = make_batch(num_groups=4, group_size=2)
+    learner = Learner(
+        model_dir,
+        AlgorithmConfig(**config),
+        TrainerConfig(lr=1e-3, critic_lr=1e-3),
+        MAX_NEW_TOKENS,
+        seed=0,
+        rank=rank,
+        world_size=world_size,
+        dist_url=url,
+    )
+    stats = learner.update(shard_by_group(batch, world_size)[rank])
+    if rank == 0:
+        torch.save({"policy": learner.policy_state(), "stats": stats}, out)
+    learner.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(DP_CONFIGS))
+def test_two_ranks_over_gloo_equal_one_rank(model_dir, tmp_path, name):
+    config = DP_CONFIGS[name]
+    batch = make_batch(num_groups=4, group_size=2)
+    single = Learner(
+        model_dir, AlgorithmConfig(**config), TrainerConfig(lr=1e-3, critic_lr=1e-3), MAX_NEW_TOKENS, seed=0
+    )
+    single_stats = single.update(batch)
+
+    out = str(tmp_path / "rank0.pt")
+    url = f"tcp://127.0.0.1:{_free_port()}"
+    mp.spawn(_rank_main, args=(2, url, str(model_dir), config, out), nprocs=2, join=True)
+    result = torch.load(out, weights_only=True)
+    assert_same_parameters(single.policy_state(), result["policy"], atol=1e-5)
+    for key in (
+        "pg_loss",
+        "vf_loss",
+        "kl",
+        "entropy",
+        "grad_norm",
+        "critic_grad_norm",
+        "adv_mean",
+        "adv_std",
+    ):
+        assert result["stats"][key] == pytest.approx(single_stats[key], rel=1e-5, abs=1e-7), key
+    assert result["stats"]["num_response_tokens"] == single_stats["num_response_tokens"]
+
+
+@pytest.mark.slow
+def test_learner_group_on_ray_matches_one_learner(model_dir, tmp_path):
+    import ray
+
+    config = AlgorithmConfig(**DP_CONFIGS["gae"])
+    trainer = TrainerConfig(lr=1e-3, critic_lr=1e-3, num_learners=2)
+    batch = make_batch(num_groups=4, group_size=2)
+    single = Learner(model_dir, config, trainer, MAX_NEW_TOKENS, seed=0)
+    single.update(batch)
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    try:
+        group = LearnerGroup(
+            2, model_dir=model_dir, algorithm=config, trainer=trainer, max_new_tokens=MAX_NEW_TOKENS, seed=0
+        )
+        stats = group.update(batch)
+        assert stats["num_sequences"] == len(batch)
+        assert_same_parameters(single.policy_state(), group.policy_state(), atol=1e-5)
+        group.save(tmp_path / "ckpt")
+        group.load(tmp_path / "ckpt")
+        assert_same_parameters(single.policy_state(), group.policy_state(), atol=1e-5)
+        group.shutdown()
+    finally:
+        ray.shutdown()
