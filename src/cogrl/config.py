@@ -107,6 +107,8 @@ class RolloutConfig(StrictModel):
     """vLLM: skip graph compilation (13 s vs 45 s start-up on CPU; compile on GPUs)."""
     gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)
     """vLLM on GPU: fraction of device memory for weights and KV cache."""
+    kv_cache_gib: float = Field(1.0, gt=0)
+    """vLLM on CPU: memory reserved for the KV cache, in GiB (on GPUs gpu_memory_utilization decides)."""
     sync_timeout_s: float = Field(120.0, gt=0)
     """A weight sync that takes longer than this fails the step instead of hanging it."""
     max_restarts: int = Field(2, ge=0)
