@@ -22,6 +22,7 @@ and each behavior's scan has a timeout after which its count is ``None`` (unknow
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -232,7 +233,10 @@ class RegexTagger:
 
     ``RegexTagger().tag(text, numbers=[30, 25, 3, 4], target=32)``; ``numbers`` and ``target`` are optional
     (the target is inferred from the text when missing; ``numbers`` keeps a given number from being read as
-    the target). Thread-safe and picklable-free: build one per process and reuse it.
+    the target). ``pattern_set`` is a built-in name, a YAML path (``behaviors.patterns`` of a recipe) or a
+    loaded ``PatternSet``; ``max_chars`` caps the characters scanned; ``timeout_s`` is the time one behavior's
+    scan may take (all its regex calls together) before its count becomes ``None``. Compiling takes a few
+    milliseconds: build one tagger per process and reuse it.
     """
 
     def __init__(
@@ -272,11 +276,12 @@ class RegexTagger:
         if compiled.combined is None:
             return []
         text = facts.text
+        deadline = time.monotonic() + self.timeout_s
         found: list[Span] = []
         last_end = 0
         pos = 0
         while pos <= len(text):
-            match = compiled.combined.search(text, pos, timeout=self.timeout_s)
+            match = compiled.combined.search(text, pos, timeout=_remaining(deadline))
             if match is None:
                 break
             index = compiled.which(match)
@@ -286,7 +291,7 @@ class RegexTagger:
                 for other, single in enumerate(compiled.singles):
                     if other == index:
                         continue
-                    candidate = single.match(text, match.start(), timeout=self.timeout_s)
+                    candidate = single.match(text, match.start(), timeout=_remaining(deadline))
                     if candidate and facts.accepts(compiled.patterns[other], candidate, last_end):
                         match, accepted = candidate, True
                         break
@@ -297,6 +302,14 @@ class RegexTagger:
             else:
                 pos = match.start() + 1
         return found
+
+
+def _remaining(deadline: float) -> float:
+    """Seconds left of a behavior's scan budget (raises TimeoutError, like `regex`, once it is spent)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("pattern scan exceeded its time budget")
+    return left
 
 
 @dataclass(frozen=True)
