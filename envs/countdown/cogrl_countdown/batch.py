@@ -70,6 +70,7 @@ def program(count: int) -> Program:
                                     level_of.append(size)
                 sub = (sub - 1) & mask
             by_mask[mask] = list(seen.values())
+    _divide_last(exprs, ops, left, right)
     ops_a, level_a = np.array(ops), np.array(level_of)
     levels = tuple(
         (op, np.flatnonzero((level_a == size) & (ops_a == op)))
@@ -79,6 +80,26 @@ def program(count: int) -> Program:
     )
     full = np.array(by_mask[(1 << count) - 1] if count > 1 else [0])
     return Program(count, ops_a, np.array(left), np.array(right), levels, full)
+
+
+def _divide_last(exprs: list[solver.Expr], ops: list[int], left: list[int], right: list[int]) -> None:
+    """Make every product multiply its numerator factors and divide only at the end.
+
+    ``a / (b / c)`` and ``a * c / b`` are one canonical product, but with ``c == 0`` only the second is
+    defined; the solver (and the scorer, reading the solver's text) count the form when some way of writing
+    it is defined, i.e. when no *denominator* factor is zero. Splitting off the last denominator factor (or,
+    without one, the last numerator factor) gives that representative, by induction on the factors.
+    """
+    node_of = {expr.key: i for i, expr in enumerate(exprs)}
+    for i, expr in enumerate(exprs):
+        if expr.kind != solver._PRODUCT:
+            continue
+        terms = sorted(expr.terms, key=lambda t: (t[0], t[1].key))  # denominators first
+        split = 0 if not terms[0][0] else len(terms) - 1
+        last, rest = terms[split], tuple(terms[:split] + terms[split + 1 :])
+        rest_key = rest[0][1].key if len(rest) == 1 else solver._key("P", rest)
+        ops[i] = _MUL if last[0] else _DIV
+        left[i], right[i] = node_of[rest_key], node_of[last[1].key]
 
 
 def _symbolic(a: solver.Expr, b: solver.Expr) -> list[tuple[int, solver.Expr]]:
