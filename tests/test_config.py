@@ -67,7 +67,7 @@ def test_bad_value_names_the_field(tmp_path):
 
 def test_invalid_yaml_names_the_line(tmp_path):
     with pytest.raises(InputError, match=r"recipe\.yaml:3"):
-        load_recipe(write(tmp_path, "name: t\nmodel:\n  path: [unclosed\n"))
+        load_recipe(write(tmp_path, "name: t\nmodel: {path: m}\n  - bad indent\n"))
 
 
 def test_override_syntax_errors():
@@ -99,3 +99,19 @@ def test_dump_round_trips(tmp_path):
 def test_every_shipped_recipe_validates(path):
     kind = SFTRecipe if "sft" in path.stem else TrainRecipe
     load_recipe(path, kind=kind)
+
+
+def test_extends_deep_merges_a_base_recipe(tmp_path):
+    (tmp_path / "base.yaml").write_text(MINIMAL + "algorithm: {advantage: gae, kl_coef: 0.001}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: base.yaml\nname: child\nalgorithm: {advantage: grpo}\n")
+    recipe = load_recipe(child)
+    assert (recipe.name, recipe.algorithm.advantage, recipe.algorithm.kl_coef) == ("child", "grpo", 0.001)
+    assert recipe.trainer.steps == 3
+
+
+def test_extends_cycle_is_an_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(InputError, match="cycle"):
+        load_recipe(tmp_path / "a.yaml")

@@ -285,6 +285,16 @@ Recipe = TypeVar("Recipe", bound=BaseModel)
 def load_recipe(path: str | Path, overrides: Sequence[str] = (), kind: type[Recipe] = TrainRecipe) -> Recipe:
     """Load a YAML recipe, apply `dotted.key=value` overrides, validate. Raises InputError on any fault."""
     path = Path(path)
+    raw = read_recipe_yaml(path)
+    raw.setdefault("name", path.stem)
+    for override in overrides:
+        apply_override(raw, override)
+    return validate_recipe(raw, kind, source=str(path))
+
+
+def read_recipe_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a recipe mapping, resolving `extends: other.yaml` (relative to this file; deep-merged, this file
+    wins) so that variants such as the paper's GRPO runs state only what differs from their base."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -297,10 +307,25 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), kind: type[Reci
         raw = {}
     if not isinstance(raw, dict):
         raise InputError(f"{path}: a recipe must be a YAML mapping, got {type(raw).__name__}")
-    raw.setdefault("name", path.stem)
-    for override in overrides:
-        apply_override(raw, override)
-    return validate_recipe(raw, kind, source=str(path))
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise InputError(f"{path}: extends must be a path to another recipe")
+    base_path = (path.parent / base).resolve()
+    if base_path in seen:
+        raise InputError(f"{path}: extends forms a cycle through {base_path}")
+    return _deep_merge(read_recipe_yaml(base_path, (*seen, path.resolve())), raw)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def validate_recipe(raw: dict[str, Any], kind: type[Recipe], source: str = "recipe") -> Recipe:

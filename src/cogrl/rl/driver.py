@@ -14,6 +14,7 @@ Everything random is derived from (recipe seed, step), so a resumed run redoes e
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from cogrl.behaviors import BehaviorTags
 from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.config import TrainRecipe
 from cogrl.envs import Environment, Score, Task, make_env
+from cogrl.files import InputError
 from cogrl.rl.batch import Experience, Generation
 from cogrl.rl.metrics import eval_metrics, rollout_metrics
 from cogrl.rl.runs import RunDir
@@ -72,8 +74,11 @@ class Trainer:
         self.log = log
         recipe = self.recipe
         self.env: Environment = make_env(recipe.env.name, recipe.env.options)
-        self.train_tasks = self.env.tasks("train")
-        self.test_tasks = list(self.env.tasks("test"))[: recipe.trainer.eval_problems]
+        try:
+            self.train_tasks = self.env.tasks("train")
+            self.test_tasks = list(self.env.tasks("test"))[: recipe.trainer.eval_problems]
+        except ValueError as exc:  # e.g. a missing or malformed dataset file
+            raise InputError(f"env {recipe.env.name}: {exc}") from None
         self.tagger = RegexTagger(recipe.behaviors.patterns) if recipe.behaviors.tag_rollouts else None
 
         model_dir = resolve_model(recipe.model, self.env)
@@ -237,11 +242,10 @@ def plan(recipe: TrainRecipe) -> str:
     r, a, t = recipe.rollout, recipe.algorithm, recipe.trainer
     batch = t.prompts_per_step * r.samples_per_prompt
     mini = a.mini_batch_size or batch
-    env = make_env(recipe.env.name, recipe.env.options)
     device = "GPU" if t.device == "cuda" else "CPU"
     lines = [
         f"run {recipe.name} (seed {recipe.seed})",
-        f"environment  {recipe.env.name}: {len(env.tasks('train'))} train / {len(env.tasks('test'))} test tasks",
+        f"environment  {recipe.env.name} {json.dumps(recipe.env.options)}",
         f"model        {recipe.model.path or f'tiny {recipe.model.tiny.arch} built from config'} ({recipe.model.dtype})",
         f"warm-up      {'SFT on ' + recipe.warmup.condition if recipe.warmup else 'none'}",
         f"rollout      {r.num_workers} x {r.backend} worker(s) on {device}, temperature {r.temperature}",
