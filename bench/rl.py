@@ -1,0 +1,257 @@
+"""RL benchmarks, each side by side with its named baseline in one process (timings here swing up to 4x
+from minute to minute, so only ratios measured in the same run mean anything).
+
+    python bench/rl.py step-vs-trl [--prompts 8 --group 4 --max-new-tokens 64 --steps 3]
+
+One RL step: cogrl GRPO (HF-backend rollout worker + `Learner.update` + weight sync) vs TRL's
+GRPOTrainer (HF generation, no vLLM) on the same tiny model, prompts, group size, lengths and loss
+(token-mean "dapo", beta 0, clip 0.2, lr 1e-6, grad clip 1.0, the whole batch in one optimizer step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+BENCH_MODEL = {
+    "hidden_size": 128,
+    "num_layers": 4,
+    "num_heads": 4,
+    "intermediate_size": 384,
+    "vocab_size": 1024,
+}
+"""The default tiny model of the CPU recipes (about 1.7M parameters with a 1,024-token vocabulary)."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Shared inputs
+# --------------------------------------------------------------------------------------------------------
+def bench_model_dir(cache_dir: Path) -> Path:
+    from cogrl.config import TinyModelSpec
+    from cogrl.models import build_tiny_model, tokenizer_corpus
+
+    return build_tiny_model(TinyModelSpec(**BENCH_MODEL), tokenizer_corpus(None), cache_dir)
+
+
+def bench_prompts(n: int) -> list[str]:
+    """Countdown-shaped prompts (their content does not matter to the timing, their length does)."""
+    return [
+        f"Using the numbers [{3 + i}, {7 + 2 * i}, {12 + i}], create an equation that equals {24 + i}. "
+        "Show your work in <think> </think> tags. Assistant: Let me solve this step by step.\n<think>"
+        for i in range(n)
+    ]
+
+
+def digit_reward(text: str) -> float:
+    """A cheap reward with spread across a group: the fraction of characters that are digits."""
+    return sum(ch.isdigit() for ch in text) / max(len(text), 1)
+
+
+def summarise(steps: list[dict[str, float]]) -> dict[str, float]:
+    """Median of every timing over the measured steps."""
+    return {key: statistics.median(step[key] for step in steps) for key in steps[0]}
+
+
+# --------------------------------------------------------------------------------------------------------
+# One RL step: cogrl vs TRL
+# --------------------------------------------------------------------------------------------------------
+def cogrl_grpo_steps(
+    model_dir: Path, prompts: list[str], group: int, max_new_tokens: int, steps: int, seed: int = 0
+) -> list[dict[str, float]]:
+    """``steps`` cogrl GRPO steps in-process: generate (HF backend), score, update, sync weights."""
+    from cogrl.config import AlgorithmConfig, RolloutConfig, TrainerConfig
+    from cogrl.rl.batch import Experience
+    from cogrl.rl.learner import Learner
+    from cogrl.rl.rollout import HFBackend
+
+    batch = len(prompts) * group
+    rollout = RolloutConfig(backend="hf", samples_per_prompt=group, max_new_tokens=max_new_tokens)
+    backend = HFBackend(model_dir, rollout, seed, "cpu", "float32")
+    algorithm = AlgorithmConfig(
+        advantage="grpo", kl_coef=0.0, entropy_coef=0.0, loss_agg="token_mean", micro_batch_size=batch
+    )
+    learner = Learner(model_dir, algorithm, TrainerConfig(lr=1e-6, grad_clip=1.0), max_new_tokens, seed)
+    results = []
+    for step in range(steps):
+        start = time.perf_counter()
+        generations = backend.generate(
+            prompts, n=group, temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed + step
+        )
+        t_generate = time.perf_counter()
+        rewards = [digit_reward(g.text) for g in generations]
+        experiences = [
+            Experience(g.prompt_ids, g.response_ids, g.logprobs, r, g.prompt_index)
+            for g, r in zip(generations, rewards, strict=True)
+        ]
+        t_score = time.perf_counter()
+        stats = learner.update(experiences)
+        t_update = time.perf_counter()
+        backend.load_weights(learner.policy_state())
+        end = time.perf_counter()
+        results.append(
+            {
+                "generate": t_generate - start,
+                "score": t_score - t_generate,
+                "logprobs+advantages": stats["time/prepare"],
+                "train": stats["time/train"],
+                "sync": end - t_update,
+                "step": end - start,
+                "completion_tokens": sum(len(g.response_ids) for g in generations) / len(generations),
+            }
+        )
+    return results
+
+
+def trl_grpo_steps(
+    model_dir: Path, prompts: list[str], group: int, max_new_tokens: int, steps: int, seed: int = 0
+) -> list[dict[str, float]]:
+    """``steps`` TRL GRPOTrainer steps with HF generation on CPU, timed per phase by a thin subclass."""
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from cogrl.models import load_causal_lm, load_tokenizer
+
+    timings: list[dict[str, float]] = []
+
+    class TimedGRPOTrainer(GRPOTrainer):
+        def _generate(self, prompts: list) -> Any:
+            start = time.perf_counter()
+            out = super()._generate(prompts)
+            timings[-1]["generate"] = time.perf_counter() - start
+            return out
+
+        def _generate_and_score_completions(self, inputs: Any) -> Any:
+            start = time.perf_counter()
+            out = super()._generate_and_score_completions(inputs)
+            timings[-1]["generate+score+logprobs"] = time.perf_counter() - start
+            timings[-1]["completion_tokens"] = float(
+                out["completion_mask"].sum() / out["completion_mask"].shape[0]
+            )
+            return out
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            timings.append({"start": time.perf_counter()})
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            t = timings[-1]
+            t["step"] = time.perf_counter() - t.pop("start")
+            t["score+logprobs"] = t["generate+score+logprobs"] - t["generate"]
+            t["train"] = t["step"] - t.pop("generate+score+logprobs")
+
+    def reward(completions: list[str], **_: Any) -> list[float]:
+        return [digit_reward(text) for text in completions]
+
+    batch = len(prompts) * group
+    with tempfile.TemporaryDirectory() as out_dir:
+        config = GRPOConfig(
+            output_dir=out_dir,
+            use_cpu=True,
+            bf16=False,
+            gradient_checkpointing=False,
+            per_device_train_batch_size=batch,
+            gradient_accumulation_steps=1,
+            num_generations=group,
+            max_completion_length=max_new_tokens,
+            temperature=1.0,
+            learning_rate=1e-6,
+            lr_scheduler_type="constant",
+            max_grad_norm=1.0,
+            beta=0.0,
+            epsilon=0.2,
+            loss_type="dapo",
+            num_iterations=1,
+            max_steps=steps,
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            seed=seed,
+            disable_tqdm=True,
+        )
+        # each prompt once per step: the sampler repeats every prompt num_generations times
+        dataset = Dataset.from_dict({"prompt": prompts * steps})
+        trainer = TimedGRPOTrainer(
+            model=load_causal_lm(model_dir),
+            reward_funcs=reward,
+            args=config,
+            train_dataset=dataset,
+            processing_class=load_tokenizer(model_dir),
+            callbacks=[StepTimer()],
+        )
+        trainer.train()
+    return timings
+
+
+def step_vs_trl(prompts: int, group: int, max_new_tokens: int, steps: int, cache_dir: Path) -> dict[str, Any]:
+    """cogrl, then TRL, then cogrl again (the median of both cogrl runs absorbs machine drift); the first step
+    of every run is a warm-up and not counted."""
+    model_dir = bench_model_dir(cache_dir)
+    texts = bench_prompts(prompts)
+    runs: dict[str, list[dict[str, float]]] = {"cogrl": [], "trl": []}
+    order: list[tuple[str, Callable[..., list[dict[str, float]]]]] = [
+        ("cogrl", cogrl_grpo_steps),
+        ("trl", trl_grpo_steps),
+        ("cogrl", cogrl_grpo_steps),
+    ]
+    for name, run in order:
+        runs[name] += run(model_dir, texts, group, max_new_tokens, steps + 1)[1:]
+    summary = {name: summarise(steps_) for name, steps_ in runs.items()}
+    samples = prompts * group
+    for s in summary.values():
+        s["samples_per_s"] = samples / s["step"]
+    summary["speedup"] = {
+        "samples_per_s": summary["cogrl"]["samples_per_s"] / summary["trl"]["samples_per_s"]
+    }
+    return summary
+
+
+def format_step_vs_trl(summary: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [
+        f"{args.prompts} prompts x {args.group} samples, max {args.max_new_tokens} new tokens, tiny Qwen2 "
+        f"({BENCH_MODEL['hidden_size']}d x {BENCH_MODEL['num_layers']} layers), CPU, median of "
+        f"{args.steps} steps per run (cogrl runs before and after TRL)",
+        "",
+        "| | step (s) | samples/s | mean completion tokens | phases (s) |",
+        "|---|---|---|---|---|",
+    ]
+    skip = {"step", "samples_per_s", "completion_tokens"}
+    for name in ("cogrl", "trl"):
+        s = summary[name]
+        phases = ", ".join(f"{k} {v:.2f}" for k, v in s.items() if k not in skip)
+        lines.append(
+            f"| {name} | {s['step']:.2f} | {s['samples_per_s']:.1f} | {s['completion_tokens']:.1f} | {phases} |"
+        )
+    lines.append("")
+    lines.append(f"cogrl / TRL samples per second: **{summary['speedup']['samples_per_s']:.2f}x**")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="bench", required=True)
+    step = sub.add_parser("step-vs-trl", help="one RL step: cogrl GRPO vs TRL GRPOTrainer")
+    step.add_argument("--prompts", type=int, default=8)
+    step.add_argument("--group", type=int, default=4)
+    step.add_argument("--max-new-tokens", type=int, default=64)
+    step.add_argument("--steps", type=int, default=3, help="measured steps per run (after one warm-up)")
+    step.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "cogrl" / "models")
+    args = parser.parse_args()
+    if args.bench == "step-vs-trl":
+        summary = step_vs_trl(args.prompts, args.group, args.max_new_tokens, args.steps, args.cache_dir)
+        print(format_step_vs_trl(summary, args))
+
+
+if __name__ == "__main__":
+    main()
