@@ -135,23 +135,23 @@ def _evaluate_draws(
     """For each draw, in order: its numbers, the sorted whole targets in range it reaches, and a function
     giving every distinct solution for one of them. Uses the batched evaluator where int64 is exact."""
     bound = max(abs(ranges.min_target), abs(ranges.max_target))
-    results: dict[int, tuple[list[int], Callable[[int], list[str]]]] = {}
+    batched: dict[int, tuple[list[int], Callable[[int], list[str]]]] = {}
     for count in sorted({len(d) for d in draws}):
-        rows = [i for i, d in enumerate(draws) if len(d) == count]
         if batch.fits_int64(count, ranges.max_number, bound):
+            rows = [i for i, d in enumerate(draws) if len(d) == count]
             num, den = batch.evaluate(np.array([draws[i] for i in rows], dtype=np.int64))
             reach = batch.integer_targets(num, den, ranges.min_target, ranges.max_target)
             for col, i in enumerate(rows):
-                results[i] = (reach[col].tolist(), _batched_solver(draws[i], num[col], den[col]))
-        else:
-            for i in rows:
-                values = solver.reachable_values(draws[i])
-                reach = sorted(
-                    v for v in values if type(v) is int and ranges.min_target <= v <= ranges.max_target
-                )
-                results[i] = (reach, functools.partial(solver.solutions, draws[i]))
+                batched[i] = (reach[col].tolist(), _batched_solver(draws[i], num[col], den[col]))
     for i, numbers in enumerate(draws):
-        yield (numbers, *results[i])
+        if i in batched:
+            yield (numbers, *batched[i])
+        else:  # the exact solver, one draw at a time (only as many as the caller consumes)
+            values = solver.reachable_values(numbers)
+            reach = sorted(
+                v for v in values if type(v) is int and ranges.min_target <= v <= ranges.max_target
+            )
+            yield numbers, reach, functools.partial(solver.solutions, numbers)
 
 
 def _batched_solver(numbers: tuple[int, ...], num: np.ndarray, den: np.ndarray) -> Callable[[int], list[str]]:
