@@ -7,14 +7,15 @@ The task family of the paper (Gandhi et al., 2025), registered under the ``cogrl
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cogrl.envs import Score, Task
-from cogrl_countdown import generator, prompts, scorer, solver
+from cogrl.envs import Score, Task, Trace
+from cogrl_countdown import generator, prompts, scorer, solver, traces
 
 
 class CountdownOptions(BaseModel):
@@ -161,3 +162,14 @@ class CountdownEnv:
 
     def solve(self, task: Task, max_solutions: int | None = None) -> list[str]:
         return solver.solutions(task.data["numbers"], task.data["target"], limit=max_solutions)
+
+    def write_trace(self, task: Task, behaviors: frozenset[str], correct: bool, rng: random.Random) -> Trace:
+        """A programmatic reasoning trace with the given behaviors (priming sets; see ``traces``)."""
+        data = task.data
+        return traces.write_countdown_trace(
+            data["numbers"], data["target"], behaviors, correct, rng, data.get("solution")
+        )
+
+    def completion(self, thought: str, answer: str) -> str:
+        """The response text for a thought and an answer, in the format RL generations take."""
+        return prompts.completion(thought, answer)
