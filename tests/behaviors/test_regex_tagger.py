@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+import regex
 
 from cogrl.behaviors.analysis import evaluate_tagger, load_eval_set
-from cogrl.behaviors.regex_tagger import MAX_CHARS, RegexTagger, infer_target, load_pattern_set
+from cogrl.behaviors.regex_tagger import FLAGS, MAX_CHARS, RegexTagger, infer_target, load_pattern_set
 from cogrl.behaviors.types import BEHAVIORS
 from cogrl.config import BehaviorTaggingConfig
 from cogrl.files import InputError
@@ -330,3 +331,21 @@ def test_macro_f1_on_eval_set(tagger: RegexTagger) -> None:
     assert metrics["macro_f1"] >= 0.85, metrics
     for behavior in BEHAVIORS:
         assert metrics["per_behavior"][behavior]["f1"] >= 0.75, (behavior, metrics["per_behavior"][behavior])
+
+
+def test_prefilters_never_hide_a_match() -> None:
+    """A prefilter is only a speed-up: every match of its regex must contain one of its words."""
+    texts = [r["completion"] for r in load_eval_set(EVAL_SET)]
+    for behavior, patterns in load_pattern_set().patterns.items():
+        for pattern in patterns:
+            if not pattern.prefilter:
+                continue
+            compiled = regex.compile(pattern.regex, FLAGS)
+            for text in texts:
+                for match in compiled.finditer(text):
+                    context = text[max(0, match.start() - 60) : match.end()].lower()
+                    assert any(word in context for word in pattern.prefilter), (
+                        behavior,
+                        pattern.id,
+                        match.group(),
+                    )

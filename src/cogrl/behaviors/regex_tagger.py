@@ -46,17 +46,13 @@ CONDITIONS = frozenset({"prior_attempt", "new_attempt"})
 NUMBER_GROUPS = ("target", "cmp", "other")
 FLAGS = regex.IGNORECASE | regex.VERSION0
 
-# Arithmetic as written in Countdown reasoning: "30+25", "8 * 4", "(30 - 25)", "3x4", "25 times 3".
-_ARITHMETIC = regex.compile(
-    r"\d\s*[-+*/×x÷−–]\s*\(?\s*\d|\d\s+(?:times|plus|minus|divided\s+by|multiplied\s+by|over)\s+\d",
-    FLAGS,
-)
-# A whole arithmetic expression ("(30 - 25 + 3) * 4"), compared verbatim (spaces and brackets ignored) to
-# tell a new attempt from a repeated one.
+# Arithmetic as written in Countdown reasoning ("30+25", "(30 - 25 + 3) * 4", "3x4", "25 times 3"). Whole
+# expressions are compared verbatim (spaces and brackets ignored) to tell a new attempt from a repeated one.
 _EXPRESSION = regex.compile(
-    r"[(\s]*\d+(?:\.\d+)?[)\s]*(?:(?:[-+*/×÷−]|\bx\b)[(\s]*\d+(?:\.\d+)?[)\s]*)+",
+    r"\(*\d+(?:\.\d+)?\)*(?:\s*(?:[-+*/×÷−–]|x|times|plus|minus|divided\s+by|multiplied\s+by)\s*\(*\d+(?:\.\d+)?\)*)+",
     FLAGS,
 )
+_IGNORED_IN_EXPRESSIONS = str.maketrans("", "", " \t\n()")
 _NEW_ATTEMPT_WINDOW = 160
 """How far after a match ``new_attempt`` looks for the expression that is being tried."""
 # Target inference, most explicit phrasing first; the first sentence of a response usually restates the task.
@@ -80,6 +76,9 @@ class Pattern:
     regex: str
     note: str
     requires: tuple[str, ...] = ()
+    prefilter: tuple[str, ...] = ()
+    """Lower-case strings of which the text must contain one for the regex to be run at all (speed only:
+    every match of the regex must contain one of them; tests/behaviors checks this on the eval set)."""
 
 
 @dataclass(frozen=True)
@@ -189,11 +188,10 @@ def _per_behavior(block: Any, path: Path, key: str) -> dict[str, list[Any]]:
 def _parse_pattern(item: Any, path: Path, where: str) -> Pattern:
     if not isinstance(item, dict):
         raise InputError(f"{path}: {where}: a pattern is a mapping with id, regex, note")
-    unknown = set(item) - {"id", "regex", "note", "requires"}
+    valid = ("id", "regex", "note", "requires", "prefilter")
+    unknown = set(item) - set(valid)
     if unknown:
-        raise InputError(
-            f"{path}: {where}: unknown key(s) {sorted(unknown)} (valid: id, regex, note, requires)"
-        )
+        raise InputError(f"{path}: {where}: unknown key(s) {sorted(unknown)} (valid: {', '.join(valid)})")
     for key in ("id", "regex", "note"):
         if not isinstance(item.get(key), str) or not item[key].strip():
             raise InputError(
@@ -202,30 +200,29 @@ def _parse_pattern(item: Any, path: Path, where: str) -> Pattern:
     requires = item.get("requires", [])
     if not isinstance(requires, list) or not set(requires) <= CONDITIONS:
         raise InputError(f"{path}: {where} ({item['id']}).requires: a list drawn from {sorted(CONDITIONS)}")
+    prefilter = item.get("prefilter", [])
+    if not isinstance(prefilter, list) or not all(
+        isinstance(w, str) and w and w == w.lower() for w in prefilter
+    ):
+        raise InputError(f"{path}: {where} ({item['id']}).prefilter: a list of non-empty lower-case strings")
     try:
         regex.compile(item["regex"], FLAGS)
     except regex.error as exc:
         raise InputError(f"{path}: {where} ({item['id']}).regex: invalid regex ({exc})") from None
-    return Pattern(id=item["id"], regex=item["regex"], note=item["note"].strip(), requires=tuple(requires))
+    return Pattern(
+        id=item["id"],
+        regex=item["regex"],
+        note=item["note"].strip(),
+        requires=tuple(requires),
+        prefilter=tuple(prefilter),
+    )
 
 
 class _CompiledBehavior:
-    """All patterns of one behavior as one alternation (one scan of the text), plus each on its own."""
+    """The patterns of one behavior, compiled once."""
 
     def __init__(self, patterns: Sequence[Pattern]) -> None:
-        self.patterns = tuple(patterns)
-        self.singles = tuple(regex.compile(p.regex, FLAGS) for p in self.patterns)
-        alternation = "|".join(f"(?P<_p{i}>{p.regex})" for i, p in enumerate(self.patterns))
-        self.combined = regex.compile(alternation, FLAGS) if self.patterns else None
-        self.group_numbers = (
-            tuple(self.combined.groupindex[f"_p{i}"] for i in range(len(self.patterns)))
-            if self.combined
-            else ()
-        )
-
-    def which(self, match: Any) -> int:
-        """Index of the pattern whose alternative matched."""
-        return next(i for i, group in enumerate(self.group_numbers) if match.start(group) >= 0)
+        self.patterns = tuple((p, regex.compile(p.regex, FLAGS)) for p in patterns)
 
 
 class RegexTagger:
@@ -273,35 +270,41 @@ class RegexTagger:
         return BehaviorTags(counts=counts, spans=spans, source=self.source)
 
     def _scan(self, compiled: _CompiledBehavior, facts: _TextFacts) -> list[Span]:
-        if compiled.combined is None:
-            return []
+        """Find every pattern's matches, then keep them in text order subject to ``prior_attempt``."""
         text = facts.text
         deadline = time.monotonic() + self.timeout_s
+        candidates: list[tuple[int, int, Pattern]] = []
+        for pattern, compiled_regex in compiled.patterns:
+            if pattern.prefilter and not any(word in facts.lowered for word in pattern.prefilter):
+                continue
+            pos = 0
+            while pos <= len(text):
+                match = compiled_regex.search(text, pos, timeout=_remaining(deadline))
+                if match is None:
+                    break
+                if facts.fits(pattern, match):
+                    # A span also covers what a lookbehind captured ("8*4" in "(?<=(8*4) )= 32").
+                    start = (
+                        min(s for s, _ in match.regs if s >= 0) if compiled_regex.groups else match.start()
+                    )
+                    candidates.append((start, match.end(), pattern))
+                    pos = max(match.end(), match.start() + 1)
+                else:
+                    pos = match.start() + 1
+        candidates.sort(key=lambda c: (c[0], -c[1]))
         found: list[Span] = []
         last_end = 0
-        pos = 0
-        while pos <= len(text):
-            match = compiled.combined.search(text, pos, timeout=_remaining(deadline))
-            if match is None:
-                break
-            index = compiled.which(match)
-            accepted = facts.accepts(compiled.patterns[index], match, last_end)
-            if not accepted:
-                # Another pattern of the behavior may still match here (the alternation tried only the first).
-                for other, single in enumerate(compiled.singles):
-                    if other == index:
-                        continue
-                    candidate = single.match(text, match.start(), timeout=_remaining(deadline))
-                    if candidate and facts.accepts(compiled.patterns[other], candidate, last_end):
-                        match, accepted = candidate, True
-                        break
-            if accepted:
-                found.append(match.span())
-                last_end = match.end()
-                pos = max(match.end(), match.start() + 1)
-            else:
-                pos = match.start() + 1
+        for start, end, pattern in candidates:
+            if "prior_attempt" in pattern.requires and not facts.attempted_between(last_end, start):
+                continue
+            found.append((start, end))
+            last_end = max(last_end, end)
         return found
+
+
+def _number(text: str) -> int | Fraction:
+    """A matched number, exactly ("7.5" -> 15/2); integers skip the slow Fraction constructor."""
+    return Fraction(text) if "." in text else int(text)
 
 
 def _remaining(deadline: float) -> float:
@@ -317,8 +320,8 @@ class _TextFacts:
     """What the pattern conventions need to know about one text, computed once per ``tag`` call."""
 
     text: str
+    lowered: str
     target: Fraction | None
-    arithmetic_starts: list[int]
     expression_starts: list[int]
     expressions: list[str]
     first_seen_end: dict[str, int]
@@ -327,35 +330,37 @@ class _TextFacts:
     def of(cls, text: str, target: int | float | None) -> _TextFacts:
         expression_starts, expressions, first_seen_end = [], [], {}
         for match in _EXPRESSION.finditer(text):
-            key = regex.sub(r"[\s()]", "", match.group())
+            key = match.group().translate(_IGNORED_IN_EXPRESSIONS).lower()
             expression_starts.append(match.start())
             expressions.append(key)
             first_seen_end.setdefault(key, match.end())
         return cls(
             text=text,
+            lowered=text.lower(),
             target=None if target is None else Fraction(str(target)),
-            arithmetic_starts=[m.start() for m in _ARITHMETIC.finditer(text)],
             expression_starts=expression_starts,
             expressions=expressions,
             first_seen_end=first_seen_end,
         )
 
-    def accepts(self, pattern: Pattern, match: Any, last_end: int) -> bool:
+    def attempted_between(self, start: int, end: int) -> bool:
+        """Whether some arithmetic starts in ``[start, end)``."""
+        first = bisect.bisect_left(self.expression_starts, start)
+        return first < len(self.expression_starts) and self.expression_starts[first] < end
+
+    def fits(self, pattern: Pattern, match: Any) -> bool:
+        """The order-independent conventions: number groups and ``new_attempt``."""
         groups = match.groupdict()
         for name in NUMBER_GROUPS:
             value = groups.get(name)
             if value is None:
                 continue
-            number = Fraction(value)
-            if name == "target" and (self.target is None or number != self.target):
+            is_target = self.target is not None and _number(value) == self.target
+            if (name == "target" and not is_target) or (
+                name == "cmp" and self.target is not None and not is_target
+            ):
                 return False
-            if name == "cmp" and self.target is not None and number != self.target:
-                return False
-            if name == "other" and self.target is not None and number == self.target:
-                return False
-        if "prior_attempt" in pattern.requires:
-            first = bisect.bisect_left(self.arithmetic_starts, last_end)
-            if first >= len(self.arithmetic_starts) or self.arithmetic_starts[first] >= match.start():
+            if name == "other" and is_target:
                 return False
         if "new_attempt" in pattern.requires:
             # The expression being tried (the first one at or after the match) must not be a verbatim repeat.
