@@ -38,6 +38,9 @@ from cogrl.behaviors.types import BEHAVIORS
         ("COUNT: 1\n...on reflection...\nCOUNT: 2", 2),  # the last COUNT line wins
         ("7", 7),
         ("  **7**  ", 7),
+        ("The response contains 3 distinct instances of verification: 30 + 25 = 55.", 3),
+        ("There are no instances of backtracking.", 0),
+        ("Two instances: first ..., second ...; so two instances in all.", 2),
     ],
 )
 def test_parse_count_reads_the_final_count(reply: str, expected: int) -> None:
@@ -56,6 +59,8 @@ def test_parse_count_reads_the_final_count(reply: str, expected: int) -> None:
         f"COUNT: {MAX_COUNT + 1}",
         "COUNT: many",
         "There are 2 checks and 3 switches.",
+        "One instance here, and 2 instances there.",  # inconsistent free text: unknown
+        "Several instances.",
     ],
 )
 def test_parse_count_returns_unknown_when_no_count_can_be_read(reply: str) -> None:

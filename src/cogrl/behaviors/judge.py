@@ -91,20 +91,30 @@ _COUNT_LINE = regex.compile(
     regex.IGNORECASE,
 )
 _BARE_NUMBER = regex.compile(r"[\s*_`'\"]*(?P<n>\d+)[\s*_`'\".]*")
+# Small judges often ignore the format and write "contains 3 distinct instances of ...".
+_INSTANCES = regex.compile(
+    r"\b(?P<n>\d+|[a-z]+)\s+(?:distinct\s+|separate\s+)?instances?\b", regex.IGNORECASE
+)
 
 
 def parse_count(reply: str) -> int | None:
     """The count a judge reply ends with, or ``None`` when none can be read (never a silent 0).
 
-    Reads the last ``COUNT: <n>`` line (case, markdown emphasis and ``=`` tolerated, number words up to ten),
-    or a reply that is nothing but one integer. Negative, fractional and absurd (> ``MAX_COUNT``) values are
-    unknown."""
+    Reads the last ``COUNT: <n>`` line (case, markdown emphasis and ``=`` tolerated, number words up to ten);
+    failing that, a reply that is nothing but one integer, or "<n> (distinct) instances" ("no instances":
+    0) when every such phrase in the reply names the same number. Negative, fractional and absurd
+    (> ``MAX_COUNT``) values are unknown."""
     reply = reply[:MAX_REPLY_CHARS]
     matches = list(_COUNT_LINE.finditer(reply))
+    instances = {m["n"].lower() for m in _INSTANCES.finditer(reply)}
+    instances = {"zero" if n == "no" else n for n in instances}
+    instances = {n for n in instances if n.isdigit() or n in _WORDS}
     if matches:
         raw = matches[-1]["n"].lower()
     elif bare := _BARE_NUMBER.fullmatch(reply):
         raw = bare["n"]
+    elif len(instances) == 1:
+        raw = instances.pop()
     else:
         return None
     if raw in _WORDS:
