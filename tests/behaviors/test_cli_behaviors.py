@@ -137,6 +137,7 @@ def test_hybrid_tag_then_report_writes_agreement(tmp_path, capsys, monkeypatch) 
         ["behaviors", "report", str(tagged), "--out", str(tmp_path / "report")], capsys, monkeypatch
     )
     assert code == 0, err
+    assert (tmp_path / "report" / "summary.json").exists() and "agreement.csv" in err
     agreement = json.loads((tmp_path / "report" / "agreement.json").read_text())
     assert agreement["verification"]["n"] == 3 and agreement["verification"]["both_present"] >= 1
 

@@ -244,16 +244,19 @@ def report(
             print(f"{file}:{line.number}: {error}", file=sys.stderr)
     if not records:
         raise InputError(f"{file}: no tagged lines to report on")
-    written = write_report(records, out)
+    files = list(write_report(records, out)["files"])
     pairs = [
-        (_counts_tags(r["behaviors_regex"], "regex"), _counts_tags(r["behaviors_judge"], "judge"))
+        (
+            BehaviorTags(r["behaviors_regex"], source="regex"),
+            BehaviorTags(r["behaviors_judge"], source="judge"),
+        )
         for r in records
         if r.get("behaviors_regex") is not None and r.get("behaviors_judge") is not None
     ]
     if pairs:
-        write_agreement(agreement_report(pairs), out)
-        stderr.print(f"agreement of regex and judge on {len(pairs)} judged line(s): {out / 'agreement.json'}")
-    stderr.print(f"wrote {out} ({len(records)} lines){_describe(written)}", highlight=False)
+        files += [path.name for path in write_agreement(agreement_report(pairs), out)]
+    judged = f", regex/judge agreement on {len(pairs)} judged line(s)" if pairs else ""
+    print(f"wrote {out}: {', '.join(files)} ({len(records)} lines{judged})", file=sys.stderr)
     if bad:
         raise InputError(f"{file}: {bad} malformed line(s) skipped (listed above)")
 
@@ -270,11 +273,3 @@ def _tagged_record_error(record: dict[str, Any]) -> str | None:
         ):
             return f"field {field!r}: counts must be non-negative integers or null"
     return None
-
-
-def _counts_tags(counts: dict[str, int | None], source: str) -> BehaviorTags:
-    return BehaviorTags(counts=counts, source=source)
-
-
-def _describe(written: Any) -> str:
-    return f": {', '.join(sorted(map(str, written)))}" if isinstance(written, dict) and written else ""
