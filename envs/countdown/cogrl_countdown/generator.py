@@ -167,14 +167,31 @@ def load_source(path: str | Path, start: int, stop: int) -> list[Problem]:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"source: {path}: no such file")
-    problems = []
+    pairs = []
     for row_number, row in _rows(path, start, stop):
         try:
-            numbers, target = parse_record(row)
+            pairs.append(parse_record(row))
         except ValueError as exc:
             raise ValueError(f"{path}: row {row_number}: {exc}") from None
-        problems.append(solved(numbers, target))
-    return problems
+    return solve_all(pairs)
+
+
+def solve_all(pairs: Sequence[tuple[Sequence[int], int]]) -> list[Problem]:
+    """``solved`` for many (numbers, target) pairs, through the batched evaluator where it is exact."""
+    problems: list[Problem | None] = [None] * len(pairs)
+    for start in range(0, len(pairs), BATCH):
+        chunk = range(start, min(start + BATCH, len(pairs)))
+        for count in sorted({len(pairs[i][0]) for i in chunk}):
+            rows = [i for i in chunk if len(pairs[i][0]) == count]
+            biggest = max(max(pairs[i][0]) for i in rows)
+            if not batch.fits_int64(count, biggest, max(abs(pairs[i][1]) for i in rows)):
+                continue
+            num, den = batch.evaluate(np.array([pairs[i][0] for i in rows], dtype=np.int64))
+            for row, i in enumerate(rows):
+                numbers, target = pairs[i]
+                found = [e.text for e in batch.solutions_at(numbers, num[row], den[row], target)]
+                problems[i] = _problem(numbers, target, found)
+    return [p if p is not None else solved(*pairs[i]) for i, p in enumerate(problems)]
 
 
 def _rows(path: Path, start: int, stop: int) -> Iterator[tuple[int, dict[str, Any]]]:
