@@ -142,6 +142,14 @@ def test_cache_prevents_paying_twice_and_is_keyed_by_model(tmp_path) -> None:
     assert first == second
 
 
+def test_a_repeated_response_is_judged_once() -> None:
+    with FakeOpenAIServer(always("count:3")) as server:
+        tags = LLMJudge(_config(server, model="m")).tag_many(
+            [Trajectory("same"), Trajectory("other"), Trajectory("same")]
+        )
+    assert server.total() == 8 and tags[0] == tags[2] and tags[0].counts["verification"] == 3
+
+
 def test_completions_api_for_base_models(tmp_path) -> None:
     with FakeOpenAIServer(always("count:2")) as server:
         tags = LLMJudge(_config(server, api="completions", model="base")).tag_many([Trajectory("t")])

@@ -19,6 +19,7 @@ import os
 import random
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -312,44 +313,42 @@ class LLMJudge:
             if self.model is None:
                 self.model = await self._served_model(client)
             subjects = [subject_text(item, self.config.max_text_chars) for item in items]
-            keys = [
-                {
-                    b: (self.model, RUBRIC_VERSION, b, hashlib.sha256(s.encode()).hexdigest())
-                    for b in BEHAVIORS
-                }
-                for s in subjects
-            ]
-            counts: list[dict[str, int | None]] = [{} for _ in items]
-            cached = self.cache.get_many(k for row in keys for k in row.values()) if self.cache else {}
-            pending: list[tuple[int, str]] = []
-            for i, row in enumerate(keys):
-                for behavior, key in row.items():
-                    if key in cached:
-                        counts[i][behavior] = cached[key]
-                    else:
-                        pending.append((i, behavior))
-            self.stats.cache_hits += len(items) * len(BEHAVIORS) - len(pending)
-            advance(len(items) * len(BEHAVIORS) - len(pending))
-
+            keys = [self._keys(subject) for subject in subjects]
+            # Each distinct (behavior, text) is judged once, however often it occurs in ``items``;
+            # prompts are built when sent, so memory holds the texts once, not once per rubric.
+            occurrence = {
+                key: (behavior, i) for i in reversed(range(len(items))) for behavior, key in keys[i].items()
+            }
+            uses = Counter(key for row in keys for key in row.values())
+            results = self.cache.get_many(occurrence) if self.cache is not None else {}
+            self.stats.cache_hits += len(results)
+            advance(sum(uses[key] for key in results))
             semaphore = asyncio.Semaphore(self.config.concurrency)
 
-            async def judge_one(i: int, behavior: str) -> None:
+            async def judge_one(key: CacheKey) -> None:
+                behavior, i = occurrence[key]
                 async with semaphore:
-                    result = await self._judge(client, rubric_prompt(behavior, subjects[i]))
-                if result is None:
-                    counts[i][behavior] = None
+                    judged = await self._judge(client, rubric_prompt(behavior, subjects[i]))
+                if judged is None:  # failed: unknown for now, not cached, so a rerun asks again
+                    results[key] = None
                 else:
-                    count, reply = result
-                    counts[i][behavior] = count
+                    results[key] = judged[0]
                     if self.cache is not None:
-                        self.cache.put(keys[i][behavior], count, reply)
-                advance(1)
+                        self.cache.put(key, *judged)
+                advance(uses[key])
 
+            pending = [key for key in occurrence if key not in results]
             for start in range(0, len(pending), self.config.batch_size):
-                window = pending[start : start + self.config.batch_size]
-                await asyncio.gather(*(judge_one(i, b) for i, b in window))
+                await asyncio.gather(
+                    *(judge_one(key) for key in pending[start : start + self.config.batch_size])
+                )
         source = f"llm:{self.model}"
-        return [BehaviorTags(counts={b: row[b] for b in BEHAVIORS}, source=source) for row in counts]
+        return [BehaviorTags(counts={b: results[row[b]] for b in BEHAVIORS}, source=source) for row in keys]
+
+    def _keys(self, subject: str) -> dict[str, CacheKey]:
+        """Per behavior, the cache key of judging ``subject`` with that behavior's rubric."""
+        digest = hashlib.sha256(subject.encode()).hexdigest()
+        return {b: (self.model, RUBRIC_VERSION, b, digest) for b in BEHAVIORS}
 
     async def _served_model(self, client: httpx.AsyncClient) -> str:
         try:
