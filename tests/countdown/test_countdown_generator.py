@@ -91,6 +91,8 @@ def test_options_are_validated():
     for bad in ({"preset": "hard"}, {"n_trian": 3}, {"min_count": 2}, {"min_number": 9, "max_number": 3}):
         with pytest.raises(ValidationError):
             make_env("countdown", bad)
+    with pytest.raises(ValidationError, match="held_out_targets"):
+        make_env("countdown", {"source": "x.parquet", "held_out_targets": [5]})
     with pytest.raises(ValidationError, match="unknown fields"):
         make_env("countdown", {"template": "custom", "custom_template": "{numbers} {target} {oops}"})
     # CLI values arrive as strings; lax mode coerces them.

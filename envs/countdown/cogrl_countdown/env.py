@@ -70,6 +70,8 @@ class CountdownOptions(BaseModel):
     def _check(self) -> CountdownOptions:
         if self.template == "custom" and self.custom_template is None:
             raise ValueError("template 'custom' needs custom_template")
+        if self.source is not None and self.held_out_targets:
+            raise ValueError("held_out_targets applies to generated sets, not to an imported source")
         r = self.ranges
         if r.min_count > r.max_count or r.min_number > r.max_number or r.min_target > r.max_target:
             raise ValueError(f"empty range (min > max) in {r}")
