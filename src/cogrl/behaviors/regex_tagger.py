@@ -1,8 +1,8 @@
 """The regex behavior tagger: fast, deterministic, span-level counts of the four behaviors.
 
 Patterns live in versioned YAML pattern sets (``cogrl/behaviors/patterns/v1.yaml``; format in
-docs/behaviors.md). On top of plain regexes the tagger understands Countdown arithmetic through three
-conventions a pattern can use:
+docs/behaviors.md). On top of plain regexes the tagger understands Countdown arithmetic through these
+conventions:
 
 * a named group ``target`` must equal the problem's target (the match is dropped when the target is unknown);
   ``cmp`` must equal the target when it is known and may be any number otherwise; ``other`` must *differ*
@@ -11,6 +11,9 @@ conventions a pattern can use:
 * ``requires: [prior_attempt]`` keeps a match only if some arithmetic (``30+25``, ``3 times 4``) was written
   since the previous instance of the same behavior (or since the start): "let me try another way" before
   anything was tried is not backtracking, and "That fails. Let's try ..." is one instance, not two.
+* ``requires: [new_attempt]`` drops a match when the expression tried right after it repeats one written
+  before it: a loop ("Let's try 30+25=55. Let's try 30+25=55.") is not a switch to another combination.
+* ``prefilter: [words]`` runs a regex only on texts that contain one of the words (speed only).
 * the target, when not given, is inferred from the text ("target is 32", "make 32", "reach 32").
 
 Instances follow the paper's unit (instances per response): each distinct matched span counts once, and
@@ -218,11 +221,8 @@ def _parse_pattern(item: Any, path: Path, where: str) -> Pattern:
     )
 
 
-class _CompiledBehavior:
-    """The patterns of one behavior, compiled once."""
-
-    def __init__(self, patterns: Sequence[Pattern]) -> None:
-        self.patterns = tuple((p, regex.compile(p.regex, FLAGS)) for p in patterns)
+_Compiled = tuple[tuple[Pattern, Any], ...]
+"""The patterns of one behavior, each with its compiled regex."""
 
 
 class RegexTagger:
@@ -248,7 +248,10 @@ class RegexTagger:
         self.source = f"regex:{self.pattern_set.version}"
         self.max_chars = max_chars
         self.timeout_s = timeout_s
-        self._compiled = {b: _CompiledBehavior(self.pattern_set.patterns.get(b, ())) for b in BEHAVIORS}
+        self._compiled: dict[str, _Compiled] = {
+            b: tuple((p, regex.compile(p.regex, FLAGS)) for p in self.pattern_set.patterns.get(b, ()))
+            for b in BEHAVIORS
+        }
 
     def tag(
         self, text: str, numbers: Sequence[int | float] | None = None, target: int | float | None = None
@@ -269,12 +272,12 @@ class RegexTagger:
             counts[behavior] = len(spans[behavior])
         return BehaviorTags(counts=counts, spans=spans, source=self.source)
 
-    def _scan(self, compiled: _CompiledBehavior, facts: _TextFacts) -> list[Span]:
+    def _scan(self, compiled: _Compiled, facts: _TextFacts) -> list[Span]:
         """Find every pattern's matches, then keep them in text order subject to ``prior_attempt``."""
         text = facts.text
         deadline = time.monotonic() + self.timeout_s
         candidates: list[tuple[int, int, Pattern]] = []
-        for pattern, compiled_regex in compiled.patterns:
+        for pattern, compiled_regex in compiled:
             if pattern.prefilter and not any(word in facts.lowered for word in pattern.prefilter):
                 continue
             pos = 0
