@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,6 +25,9 @@ from cogrl.behaviors.agreement import agreement_report, write_agreement
 from cogrl.behaviors.judge import JudgeCache, JudgeConfig, JudgeError, LLMJudge, Trajectory
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
 from cogrl.files import InputError, dumps, read_jsonl
+
+if TYPE_CHECKING:
+    from cogrl.behaviors.regex_tagger import RegexTagger
 
 app = typer.Typer(
     help="Tag trajectories for the four cognitive behaviors and analyse them.", no_args_is_help=True
@@ -161,7 +164,7 @@ def _tag_hybrid(
         )
 
 
-def _regex_tagger(patterns: str | None) -> Any:
+def _regex_tagger(patterns: str | None) -> RegexTagger:
     from cogrl.behaviors.regex_tagger import RegexTagger
 
     return RegexTagger(patterns)
