@@ -5,11 +5,15 @@ is the real plumbing: concurrent requests, both APIs, parsing real replies and t
 
 from __future__ import annotations
 
+import json
+import sys
+
 import pytest
 
 from cogrl.behaviors.judge import JudgeCache, JudgeConfig, LLMJudge, Trajectory
 from cogrl.behaviors.judge_server import local_vllm_server
 from cogrl.behaviors.types import BEHAVIORS
+from cogrl.cli import main
 from cogrl.config import ModelConfig
 from cogrl.models import resolve_model
 
@@ -55,3 +59,34 @@ def test_judge_against_vllm_completions_api(vllm_judge_url) -> None:
     judge = LLMJudge(config)
     judge.tag_many(TRAJECTORIES[:1])
     assert judge.stats.judged == 4 and judge.stats.failed == 0
+
+
+def test_hybrid_tag_and_report_cli_against_vllm(vllm_judge_url, tmp_path, capsys, monkeypatch) -> None:
+    lines = [
+        {"completion": t.text, "numbers": t.numbers, "target": t.target, "reward": 0.1}
+        for t in TRAJECTORIES[:2]
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(json.dumps({k: v for k, v in line.items() if v is not None}) + "\n" for line in lines)
+    )
+    args = ["behaviors", "tag", "--method", "hybrid", "--sample-fraction", "1", "--endpoint", vllm_judge_url]
+    args += ["--cache", str(tmp_path / "cache.sqlite"), "--concurrency", "8", str(source)]
+    monkeypatch.setattr(sys, "argv", ["cogrl", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out = capsys.readouterr().out
+    assert exit_info.value.code in (0, None)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 2 and all(r["behaviors_judge"] is not None for r in records)
+    tagged = tmp_path / "tagged.jsonl"
+    tagged.write_text(out)
+    monkeypatch.setattr(
+        sys, "argv", ["cogrl", "behaviors", "report", str(tagged), "--out", str(tmp_path / "report")]
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code in (0, None)
+    assert (tmp_path / "report" / "summary.json").exists() and (
+        tmp_path / "report" / "agreement.json"
+    ).exists()
