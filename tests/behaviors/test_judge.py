@@ -157,6 +157,18 @@ def test_completions_api_for_base_models(tmp_path) -> None:
     assert all("prompt" in body and "messages" not in body for body in server.bodies)
 
 
+def test_a_rejected_request_is_unknown_and_asked_again_next_time(tmp_path) -> None:
+    with FakeOpenAIServer(lambda text, b, attempt: "400" if attempt == 0 else "count:2") as server:
+        first = LLMJudge(_config(server, model="m"), JudgeCache(tmp_path / "c.sqlite")).tag_many(
+            [Trajectory("t")]
+        )
+        assert server.total() == 4 and all(c is None for c in first[0].counts.values())  # no retry on a 400
+        second = LLMJudge(_config(server, model="m"), JudgeCache(tmp_path / "c.sqlite")).tag_many(
+            [Trajectory("t")]
+        )
+    assert server.total() == 8 and all(c == 2 for c in second[0].counts.values())
+
+
 def test_a_rejected_key_stops_the_job(tmp_path) -> None:
     with FakeOpenAIServer(always("401")) as server, pytest.raises(JudgeError, match="401"):
         LLMJudge(_config(server, model="m")).tag_many([Trajectory("t")])

@@ -367,7 +367,7 @@ class LLMJudge:
             try:
                 async with asyncio.timeout(self.config.timeout_s):
                     reply = await self._request(client, prompt)
-            except (_Retryable, httpx.TransportError, TimeoutError) as exc:
+            except (_Retryable, httpx.RequestError, TimeoutError) as exc:
                 reason = str(exc) or type(exc).__name__
                 if attempt == self.config.max_retries:
                     self.stats.failed += 1
