@@ -1,5 +1,136 @@
-"""`cogrl prime ...`: build behavior-seeded priming sets and fine-tune on them."""
+"""`cogrl prime ...`: build behavior-seeded priming sets and fine-tune on them.
+
+cogrl prime conditions
+cogrl prime build --condition all_strategies --n 1000 --out data/prime/all_strategies
+cogrl prime build --condition length_matched --tokenizer runs/base-model --out data/prime/length_matched
+cogrl prime build --condition backtracking_only --source llm --endpoint http://127.0.0.1:8000 --out DIR
+cogrl prime sft recipes/cpu-tiny-prime-sft.yaml sft.dataset=data/prime/all_strategies --out runs/primed
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+
+from cogrl.files import InputError
 
 app = typer.Typer(help="Build priming SFT sets and run the SFT step.", no_args_is_help=True)
+stderr = Console(stderr=True)
+
+
+class Source(StrEnum):
+    synthetic = "synthetic"
+    llm = "llm"
+
+
+@app.command()
+def conditions() -> None:
+    """List the priming conditions (any name also takes the suffix +incorrect)."""
+    from cogrl.priming.conditions import CONDITIONS
+
+    for name, condition in CONDITIONS.items():
+        behaviors = ",".join(sorted(condition.behaviors)) or "-"
+        transform = f" [{condition.transform}]" if condition.transform else ""
+        print(f"{name}\t{behaviors}{transform}\t{condition.description}")
+
+
+@app.command()
+def build(
+    condition: Annotated[
+        str,
+        typer.Option(help="Condition name (see `cogrl prime conditions`), e.g. all_strategies+incorrect."),
+    ],
+    out: Annotated[Path, typer.Option(help="Output directory (written atomically, with a README.md card).")],
+    n: Annotated[int, typer.Option(min=1, help="Training rows (paper: 1,000).")] = 1000,
+    n_val: Annotated[int, typer.Option(min=0, help="Validation rows (paper: 200).")] = 200,
+    source: Annotated[
+        Source, typer.Option(help="synthetic (programmatic, offline) or llm (an endpoint).")
+    ] = Source.synthetic,
+    env_name: Annotated[str, typer.Option("--env", help="Environment name.")] = "countdown",
+    preset: Annotated[str, typer.Option(help="The environment's problem preset.")] = "priming",
+    seed: Annotated[int, typer.Option(help="Seeds task choice and every phrasing choice.")] = 0,
+    tokenizer: Annotated[
+        Path | None, typer.Option(help="Model directory whose tokenizer length_matched uses.")
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="llm: base URL of an OpenAI-compatible server.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="llm: model name (default: the server's only model).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="llm: requests in flight.")] = 8,
+    max_requests: Annotated[
+        int | None, typer.Option(min=1, help="llm: give up after this many requests.")
+    ] = None,
+) -> None:
+    """Build a priming set: prompt/completion rows in the RL format, with behaviors and correctness."""
+    from cogrl.cli.env import load_env
+    from cogrl.priming.conditions import get_condition
+    from cogrl.priming.dataset import build_synthetic, save_priming_set
+
+    try:
+        chosen = get_condition(condition)
+    except KeyError as exc:
+        raise InputError(f"--condition: {exc.args[0]}") from None
+    env = load_env(env_name, {"preset": preset, "n_train": n + n_val, "n_test": 0})
+    tok = None
+    if tokenizer is not None:
+        from cogrl.models import load_tokenizer
+
+        if (
+            not (tokenizer / "tokenizer_config.json").is_file()
+            and not (tokenizer / "tokenizer.json").is_file()
+        ):
+            raise InputError(f"--tokenizer: {tokenizer} holds no tokenizer files")
+        tok = load_tokenizer(tokenizer)
+    meta = {
+        "condition": chosen.name,
+        "description": chosen.description,
+        "behaviors": sorted(chosen.behaviors),
+        "correct": chosen.correct,
+        "transform": chosen.transform,
+        "source": source.value,
+        "env": env_name,
+        "env_options": env.options.model_dump(mode="json"),
+        "seed": seed,
+        "tokenizer": str(tokenizer) if tokenizer else None,
+    }
+    if source is Source.synthetic:
+        with stderr.status(f"writing {n + n_val} {chosen.name} traces ..."):
+            dataset = build_synthetic(env, chosen, n, n_val, seed=seed, tokenizer=tok)
+    else:
+        from cogrl.priming.llm import LLMSourceConfig, build_llm
+
+        if endpoint is None:
+            raise InputError("--source llm needs --endpoint (an OpenAI-compatible server)")
+        config = LLMSourceConfig(
+            endpoint=endpoint, model=model, concurrency=concurrency, max_requests=max_requests
+        )
+        dataset, report = build_llm(env, chosen, n, n_val, config, seed=seed, tokenizer=tok, log=stderr.print)
+        meta.update(model=report.model, rejections=report.rejections, requests=report.requests)
+    stats = save_priming_set(dataset, out, meta)
+    train = stats["train"]
+    stderr.print(
+        f"wrote {out}: {train['rows']} train + {stats['validation']['rows']} validation rows, "
+        f"correct {train['correct_rate']:.0%}, mean {train['mean_completion_chars']:.0f} chars"
+    )
+
+
+@app.command()
+def sft(
+    recipe: Annotated[Path, typer.Argument(help="An SFT recipe (e.g. recipes/cpu-tiny-prime-sft.yaml).")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="dotted.key=value overrides.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output model directory (default runs/<name>).")] = None,
+) -> None:
+    """Fine-tune a model on a priming set (TRL SFTTrainer, loss on the completion only)."""
+    from cogrl.config import SFTRecipe, load_recipe
+    from cogrl.priming.sft import run_sft
+
+    loaded = load_recipe(recipe, overrides or [], kind=SFTRecipe)
+    target = out if out is not None else Path("runs") / loaded.name
+    result = run_sft(loaded, target, log=stderr.print)
+    stderr.print(f"done: {result} (start RL from it with model.path={result})")

@@ -1,0 +1,171 @@
+"""The SFT step of priming: fine-tune a model on a priming set with TRL's SFTTrainer, then hand it to RL.
+
+As in the paper (Gandhi et al., 2025, section 5): prompt/completion rows, loss on the completion only, no chat
+template (the prompt is the RL prompt as plain text), 5 epochs, batch 64, lr 1e-5 with a cosine schedule and
+10% warm-up, max length 2,048 (the defaults of `SFTConfig`). A row longer than the max length is dropped and
+counted, never truncated silently. The output is a model directory with its tokenizer that a train recipe
+starts from (`model.path: <dir>`), with the resolved config, the seed and package versions beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cogrl.config import SFTConfig, SFTRecipe, dump_recipe
+from cogrl.envs import Environment, make_env
+from cogrl.files import InputError, atomic_path
+from cogrl.models import load_causal_lm, load_tokenizer, resolve_model
+from cogrl.priming.conditions import get_condition
+from cogrl.priming.dataset import build_synthetic, load_priming_set
+
+if TYPE_CHECKING:
+    import datasets
+
+METADATA_FILE = "sft.json"
+
+
+def run_sft(
+    recipe_or_model: SFTRecipe | str | Path,
+    sft: SFTConfig | str | Path | None = None,
+    env: Environment | None = None,
+    *,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Fine-tune on a priming set and return the output model directory. Two ways to call it:
+
+    run_sft(recipe, out_dir)                                       # `cogrl prime sft RECIPE.yaml`
+    run_sft(model_dir, sft_config, env, seed=0, out_dir=out_dir)   # an RL recipe's `warmup` block
+    """
+    if isinstance(recipe_or_model, SFTRecipe):
+        recipe = recipe_or_model
+        out = out_dir if out_dir is not None else sft
+        if out is None or isinstance(out, SFTConfig):
+            raise TypeError("run_sft(recipe, out_dir): out_dir is required")
+        env = make_env(recipe.env.name, recipe.env.options)
+        model_dir = resolve_model(recipe.model, env)
+        return fine_tune(model_dir, recipe.sft, env, recipe.seed, Path(out), log, recipe=recipe)
+    if not isinstance(sft, SFTConfig) or env is None or out_dir is None:
+        raise TypeError("run_sft(model_dir, sft_config, env, seed=..., out_dir=...) needs all four")
+    return fine_tune(Path(recipe_or_model), sft, env, seed, Path(out_dir), log)
+
+
+def priming_rows(config: SFTConfig, env: Environment, tokenizer: Any, seed: int) -> datasets.DatasetDict:
+    """The saved set named by ``config.dataset``, or a synthetic one built now from ``condition`` and ``n``."""
+    if config.dataset is not None:
+        return load_priming_set(config.dataset)
+    try:
+        condition = get_condition(config.condition)
+    except KeyError as exc:
+        raise InputError(f"sft.condition: {exc.args[0]}") from None
+    return build_synthetic(env, condition, config.n, n_val=0, seed=seed, tokenizer=tokenizer)
+
+
+def within_length(dataset: datasets.Dataset, tokenizer: Any, max_length: int) -> tuple[datasets.Dataset, int]:
+    """Rows whose prompt + completion + EOS fit ``max_length`` tokens (as TRL tokenizes them), and how many
+    were dropped."""
+    eos = tokenizer.eos_token or ""
+    lengths = [
+        len(tokenizer(prompt + completion + eos)["input_ids"])
+        for prompt, completion in zip(dataset["prompt"], dataset["completion"], strict=True)
+    ]
+    keep = [i for i, n in enumerate(lengths) if n <= max_length]
+    return dataset.select(keep), len(lengths) - len(keep)
+
+
+def fine_tune(
+    model_dir: Path,
+    config: SFTConfig,
+    env: Environment,
+    seed: int,
+    out_dir: Path,
+    log: Callable[[str], None] = print,
+    recipe: SFTRecipe | None = None,
+) -> Path:
+    import torch
+    from transformers import set_seed
+    from trl import SFTConfig as TRLConfig
+    from trl import SFTTrainer
+
+    from cogrl.rl.runs import run_metadata
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    set_seed(seed)
+    tokenizer = load_tokenizer(model_dir)
+    tokenizer.padding_side = "right"  # training pads on the right; generation (load_tokenizer) on the left
+    splits = priming_rows(config, env, tokenizer, seed)
+    columns = ["prompt", "completion"]
+    train, dropped = within_length(splits["train"].select_columns(columns), tokenizer, config.max_length)
+    if dropped:
+        log(
+            f"sft: dropped {dropped} of {dropped + train.num_rows} training rows longer than {config.max_length} tokens"
+        )
+    if train.num_rows == 0:
+        raise InputError(f"sft: every training row is longer than sft.max_length={config.max_length} tokens")
+    validation = None
+    if "validation" in splits and splits["validation"].num_rows:
+        validation, _ = within_length(
+            splits["validation"].select_columns(columns), tokenizer, config.max_length
+        )
+
+    on_gpu = torch.cuda.is_available()
+    dtype = recipe.model.dtype if recipe is not None else ("bfloat16" if on_gpu else "float32")
+    model = load_causal_lm(model_dir, dtype=dtype)
+    with atomic_path(out_dir) as tmp:
+        args = TRLConfig(
+            output_dir=str(tmp / "trainer"),
+            num_train_epochs=config.epochs,
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=config.batch_size,
+            learning_rate=config.lr,
+            lr_scheduler_type=config.lr_schedule,
+            warmup_steps=config.warmup_ratio,
+            max_length=config.max_length,
+            completion_only_loss=True,
+            packing=False,
+            seed=seed,
+            data_seed=seed,
+            use_cpu=not on_gpu,
+            bf16=on_gpu and model.dtype == torch.bfloat16,
+            gradient_checkpointing=on_gpu,
+            save_strategy="no",
+            eval_strategy="no",
+            logging_steps=max(1, min(50, train.num_rows // config.batch_size)),
+            report_to=[],
+            disable_tqdm=True,
+        )
+        trainer = SFTTrainer(
+            model=model, args=args, train_dataset=train, eval_dataset=validation, processing_class=tokenizer
+        )
+        result = trainer.train()
+        evaluation = trainer.evaluate() if validation is not None and validation.num_rows else {}
+        trainer.save_model(str(tmp))
+        tokenizer.padding_side = "left"
+        tokenizer.save_pretrained(str(tmp))
+        _remove_tree(tmp / "trainer")
+        metadata = {
+            **run_metadata(seed),
+            "base_model": str(model_dir),
+            "sft": config.model_dump(mode="json"),
+            "train_rows": train.num_rows,
+            "dropped_too_long": dropped,
+            "train_loss": result.training_loss,
+            "steps": result.global_step,
+            "eval_loss": evaluation.get("eval_loss"),
+        }
+        (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+        if recipe is not None:
+            (tmp / "config.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+    log(f"sft: {result.global_step} steps, train loss {result.training_loss:.4f} -> {out_dir}")
+    return out_dir
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,78 @@
+"""The SFT step end to end: build a priming set, fine-tune a tiny model on CPU, sample from it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cogrl.config import SFTRecipe, load_recipe
+from cogrl.envs import make_env
+from cogrl.files import InputError
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "cpu-tiny-prime-sft.yaml"
+SMALL = [
+    "model.tiny.hidden_size=64",
+    "model.tiny.num_layers=2",
+    "model.tiny.intermediate_size=192",
+    "sft.n=240",
+    "sft.epochs=4",
+    "sft.batch_size=8",
+    "sft.lr=3e-3",
+]
+
+
+def test_recipe_loads_with_overrides():
+    recipe = load_recipe(RECIPE, ["sft.condition=backtracking_only"], kind=SFTRecipe)
+    assert recipe.sft.condition == "backtracking_only" and recipe.model.tiny is not None
+    with pytest.raises(InputError, match="did you mean 'sft.epochs'"):
+        load_recipe(RECIPE, ["sft.epoch=2"], kind=SFTRecipe)
+
+
+@pytest.mark.slow
+def test_build_then_sft_gives_a_model_that_writes_the_format(tmp_path):
+    import torch
+
+    from cogrl.models import load_causal_lm, load_tokenizer
+    from cogrl.priming.conditions import get_condition
+    from cogrl.priming.dataset import build_synthetic, save_priming_set
+    from cogrl.priming.sft import run_sft
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    recipe = load_recipe(RECIPE, SMALL, kind=SFTRecipe)
+    env = make_env(recipe.env.name, recipe.env.options)
+    data = tmp_path / "prime"
+    save_priming_set(build_synthetic(env, get_condition("no_behavior"), 240, 16, seed=0), data, {})
+    recipe.sft.dataset = str(data)
+    out = run_sft(recipe, tmp_path / "model")
+
+    assert (out / "config.json").is_file() and (out / "tokenizer.json").is_file()
+    meta = json.loads((out / "sft.json").read_text())
+    assert meta["seed"] == 0 and meta["train_rows"] == 240 and meta["dropped_too_long"] == 0
+    assert "torch" in meta["packages"] and (out / "config.yaml").is_file()
+
+    tokenizer, model = load_tokenizer(out), load_causal_lm(out)
+    tasks = list(env.tasks("test"))[:12]
+    batch = tokenizer([t.prompt for t in tasks], return_tensors="pt", padding=True)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        generated = model.generate(
+            **batch, max_new_tokens=120, do_sample=True, temperature=1.0, pad_token_id=tokenizer.pad_token_id
+        )
+    texts = tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+    rewards = [env.score(text, task).reward for text, task in zip(texts, tasks, strict=True)]
+    framed = sum("</think>" in t and "<answer>" in t and "</answer>" in t for t in texts)
+    assert framed >= len(texts) // 2, texts
+    assert sum(rewards) / len(rewards) > 0, texts
+
+
+@pytest.mark.slow
+def test_rows_over_the_max_length_are_dropped_and_counted(tmp_path):
+    from cogrl.priming.sft import run_sft
+
+    recipe = load_recipe(RECIPE, SMALL + ["sft.n=8", "sft.epochs=1", "sft.max_length=150"], kind=SFTRecipe)
+    with pytest.raises(InputError, match="every training row is longer than sft.max_length=150"):
+        run_sft(recipe, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
