@@ -9,8 +9,9 @@ import pytest
 
 from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.behaviors.types import BEHAVIORS
+from cogrl.models import train_tokenizer
 from cogrl.priming.card import summarize
-from cogrl.priming.conditions import CONDITIONS, get_condition
+from cogrl.priming.conditions import CONDITIONS, get_condition, token_count
 from cogrl.priming.dataset import build_synthetic, load_priming_set, save_priming_set
 from cogrl_countdown.traces import parse_solution, write_countdown_trace
 
@@ -83,6 +84,22 @@ def test_phrasing_varies(priming_env):
     for behavior, counter in openings.items():
         assert len(counter) >= 4, (behavior, counter)
         assert counter.most_common(1)[0][1] / sum(counter.values()) < 0.5, (behavior, counter)
+
+
+def test_controls_transform_the_all_strategies_traces(priming_env):
+    """length_matched has exactly the token lengths of the all-strategies thoughts it replaces; empty_cot
+    keeps their answers."""
+    tokenizer = train_tokenizer(["Working backwards from 22: 22 = 15 + 7. Check: 3 * 5 = 15. . . ."], 400)
+    source = build_synthetic(priming_env, get_condition("all_strategies"), 25, 0, seed=5)["train"]
+    filler = build_synthetic(priming_env, get_condition("length_matched"), 25, 0, seed=5, tokenizer=tokenizer)
+    empty = build_synthetic(priming_env, get_condition("empty_cot"), 25, 0, seed=5)["train"]
+    for original, matched, bare in zip(source, filler["train"], empty, strict=True):
+        thought, answer = original["completion"].split("</think>")
+        filler_thought, filler_answer = matched["completion"].split("</think>")
+        assert token_count(tokenizer, filler_thought) == token_count(tokenizer, thought)
+        assert set(filler_thought) <= {" ", "."} and filler_answer == answer
+        assert bare["completion"] == "</think>" + answer and bare["correct"]
+        assert all(n == 0 for n in matched["behaviors"].values())
 
 
 def test_builds_are_deterministic(priming_env):

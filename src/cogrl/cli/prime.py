@@ -76,7 +76,9 @@ def build(
         chosen = get_condition(condition)
     except KeyError as exc:
         raise InputError(f"--condition: {exc.args[0]}") from None
-    env = load_env(env_name, {"preset": preset, "n_train": n + n_val, "n_test": 0})
+    # LLM replies get rejected: give the source several tasks per row wanted.
+    pool = (n + n_val) * (1 if source is Source.synthetic else 5)
+    env = load_env(env_name, {"preset": preset, "n_train": pool, "n_test": 0})
     tok = None
     if tokenizer is not None:
         from cogrl.models import load_tokenizer
@@ -114,8 +116,9 @@ def build(
         meta.update(model=report.model, rejections=report.rejections, requests=report.requests)
     stats = save_priming_set(dataset, out, meta)
     train = stats["train"]
+    n_validation = stats["validation"]["rows"] if "validation" in stats else 0
     stderr.print(
-        f"wrote {out}: {train['rows']} train + {stats['validation']['rows']} validation rows, "
+        f"wrote {out}: {train['rows']} train + {n_validation} validation rows, "
         f"correct {train['correct_rate']:.0%}, mean {train['mean_completion_chars']:.0f} chars"
     )
 

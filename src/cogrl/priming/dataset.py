@@ -23,7 +23,6 @@ from cogrl.priming.conditions import Condition
 if TYPE_CHECKING:
     import datasets
 
-SPLITS = ("train", "validation")
 META_FILE = "priming.json"
 
 
@@ -81,7 +80,9 @@ def synthetic_row(
     """A programmatic trace for one task; its behaviors are known by construction (ground truth)."""
     if not isinstance(env, TraceWriter):
         raise InputError(f"environment {env.name!r} cannot write synthetic traces (no write_trace method)")
-    rng = random.Random(f"{seed}/{condition.name}/{task.id}")
+    # Seeded by what the writer is asked for, not the condition's name: a control (empty_cot, length_matched)
+    # transforms exactly the traces its source condition would have written for the same tasks.
+    rng = random.Random(f"{seed}/{','.join(sorted(condition.behaviors))}/{condition.correct}/{task.id}")
     trace = env.write_trace(task, condition.behaviors, condition.correct, rng)
     trace = condition.apply(trace, tokenizer)
     counts = {b: len(trace.instances.get(b, ())) for b in BEHAVIORS}
@@ -100,6 +101,7 @@ def build_synthetic(
 
 
 def to_dataset_dict(train: list[dict], validation: list[dict]) -> datasets.DatasetDict:
+    """The rows as a DatasetDict with the priming schema; ``validation`` is left out when empty."""
     import datasets
 
     features = datasets.Features(
@@ -119,12 +121,15 @@ def to_dataset_dict(train: list[dict], validation: list[dict]) -> datasets.Datas
             },
         }
     )
-    columns = {
-        split: {name: [row[name] for row in rows] for name in features}
-        for split, rows in zip(SPLITS, (train, validation), strict=True)
-    }
+    splits = {"train": train, "validation": validation}
     return datasets.DatasetDict(
-        {split: datasets.Dataset.from_dict(data, features=features) for split, data in columns.items()}
+        {
+            split: datasets.Dataset.from_dict(
+                {name: [row[name] for row in rows] for name in features}, features
+            )
+            for split, rows in splits.items()
+            if rows or split == "train"  # an empty split cannot be saved to disk and loaded back
+        }
     )
 
 

@@ -1,0 +1,178 @@
+"""The LLM-written source against a real HTTP server on 127.0.0.1 that returns canned traces."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from cogrl.envs import make_env
+from cogrl.files import InputError
+from cogrl.priming.conditions import get_condition
+from cogrl.priming.dataset import save_priming_set
+from cogrl.priming.llm import LLMSourceConfig, build_llm, parse_reply, system_prompt
+from cogrl_countdown.traces import write_countdown_trace
+
+SECRET = "sk-test-secret-123"
+
+
+def canned_reply(kind: str, numbers: list[int], target: int, rng: random.Random) -> str:
+    """good: backtracking only; unwanted: also verification; wrong: a wrong answer; unreadable: no tags."""
+    if kind == "unreadable":
+        return f"I would say {numbers[0]} + {numbers[1]} or so."
+    behaviors = {
+        "good": {"backtracking"},
+        "unwanted": {"backtracking", "verification"},
+        "wrong": {"backtracking"},
+    }
+    trace = write_countdown_trace(numbers, target, frozenset(behaviors[kind]), kind != "wrong", rng)
+    return f"<think>\n{trace.thought}\n</think>\n<answer>{trace.answer}</answer>"
+
+
+class CannedServer:
+    """Request k gets kind KINDS[k % 5]; "flaky" fails with 500 once and then answers like "good"."""
+
+    KINDS = ("good", "unwanted", "unreadable", "wrong", "flaky")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.kinds: Counter[str] = Counter()
+        self.authorizations: set[str | None] = set()
+        self.system_prompts: set[str] = set()
+        self._flaky_seen: set[str] = set()
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def __enter__(self) -> CannedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                body = json.dumps({"data": [{"id": "canned-writer"}]}).encode()
+                self._send(200 if self.path == "/v1/models" else 404, body)
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
+                numbers = [int(x) for x in re.search(r"\[([\d, ]+)\]", user).group(1).split(",")]
+                target = int(re.search(r"Target: (\d+)", user).group(1))
+                with server._lock:
+                    server.authorizations.add(self.headers.get("Authorization"))
+                    server.system_prompts.add(system)
+                    if user in server._flaky_seen:
+                        kind = "good"
+                    else:
+                        kind = server.KINDS[server.requests % len(server.KINDS)]
+                        server.requests += 1
+                    server.kinds[kind] += 1
+                    if kind == "flaky":
+                        server._flaky_seen.add(user)
+                        self._send(500, b'{"error": "busy"}')
+                        return
+                reply = canned_reply(kind, numbers, target, random.Random(user))
+                self._send(200, json.dumps({"choices": [{"message": {"content": reply}}]}).encode())
+
+            def _send(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+@pytest.fixture()
+def env():
+    return make_env("countdown", {"preset": "priming", "n_train": 80, "n_test": 0})
+
+
+def test_only_replies_that_match_the_condition_are_kept(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("COGRL_LLM_API_KEY", SECRET)
+    condition = get_condition("backtracking_only")
+    logs: list[str] = []
+    with CannedServer() as server:
+        config = LLMSourceConfig(endpoint=server.url + "/v1", concurrency=4, backoff_s=0.01)
+        dataset, report = build_llm(env, condition, 6, 2, config, seed=0, log=logs.append)
+    assert (dataset["train"].num_rows, dataset["validation"].num_rows) == (6, 2)
+    rows = dataset["train"].to_list() + dataset["validation"].to_list()
+    assert all(r["correct"] and r["reward"] == 1.0 for r in rows)
+    assert all(r["behaviors"]["backtracking"] >= 1 and r["behaviors"]["verification"] == 0 for r in rows)
+    assert all(r["source"] == "llm:canned-writer" and r["condition"] == "backtracking_only" for r in rows)
+    assert all(
+        r["completion"].endswith("</answer>") and "</think>\n<answer>" in r["completion"] for r in rows
+    )
+    # Every rejection has its reason; the flaky request was retried and kept.
+    assert report.rejections["unwanted:verification"] >= 1
+    assert report.rejections["unreadable_format"] >= 1
+    assert report.rejections["wrong_answer"] >= 1
+    assert sum(report.rejections.values()) + report.accepted >= 8 and report.accepted == 8
+    assert server.kinds["flaky"] >= 1 and server.kinds["good"] >= server.kinds["flaky"]
+    assert server.authorizations == {f"Bearer {SECRET}"}
+    assert len(server.system_prompts) == 1 and "go back" in next(iter(server.system_prompts))
+    # The key never reaches the saved set or the logs.
+    out = tmp_path / "set"
+    save_priming_set(dataset, out, {"condition": condition.name, "rejections": dict(report.rejections)})
+    assert all(SECRET not in p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file())
+    assert SECRET not in "\n".join(logs)
+    assert "wrong_answer" in (out / "README.md").read_text()
+
+
+def test_incorrect_condition_keeps_only_wrong_answers(env):
+    with CannedServer() as server:
+        config = LLMSourceConfig(endpoint=server.url, concurrency=2, backoff_s=0.01, max_requests=40)
+        dataset, report = build_llm(
+            env, get_condition("backtracking_only+incorrect"), 3, 0, config, log=lambda m: None
+        )
+    assert dataset["train"].num_rows == 3 and not any(dataset["train"]["correct"])
+    assert report.rejections["answer_not_wrong"] >= 1
+
+
+def test_a_short_set_stops_at_max_requests(env):
+    with CannedServer() as server:
+        config = LLMSourceConfig(endpoint=server.url, max_requests=4, backoff_s=0.01)
+        dataset, report = build_llm(
+            env, get_condition("backtracking_only"), 10, 0, config, log=lambda m: None
+        )
+    assert report.requests == 4 and dataset["train"].num_rows < 10
+
+
+def test_unreachable_or_wrong_endpoints_fail_clearly(env):
+    with pytest.raises(InputError, match="http"):
+        LLMSourceConfig(endpoint="127.0.0.1:9")
+    config = LLMSourceConfig(endpoint="http://127.0.0.1:9", max_retries=0, timeout_s=2)
+    with pytest.raises(InputError, match="pass --model"):
+        build_llm(env, get_condition("no_behavior"), 1, 0, config, log=lambda m: None)
+
+
+def test_system_prompts_differ_per_condition_and_parse_reply_is_strict():
+    prompts = {
+        system_prompt(get_condition(n)) for n in ("all_strategies", "backtracking_only", "no_behavior")
+    }
+    assert len(prompts) == 3
+    assert "WRONG" in system_prompt(get_condition("all_strategies+incorrect"))
+    assert parse_reply("<think>a</think>\n<answer>1 + 2</answer> <answer>3 * 4</answer>") == ("a", "3 * 4")
+    assert parse_reply("<think>a</think> no answer") is None
+    assert parse_reply("<answer>1</answer>") is None
