@@ -34,7 +34,7 @@ VERIFICATION, BACKTRACKING, SUBGOAL, BACKWARD = (
 WRITER_BEHAVIORS = frozenset({VERIFICATION, BACKTRACKING, SUBGOAL, BACKWARD})
 MAX_SOLUTIONS = 64
 """Solutions asked of the solver when the quick search finds none; the trace picks one at random."""
-SEARCH_TRIES = 200
+SEARCH_TRIES = 60
 """Random chain-shaped attempts tried for a solution before asking the exact solver (which is slower)."""
 
 
@@ -43,9 +43,10 @@ SEARCH_TRIES = 200
 # ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Node:
-    """A leaf (``op`` is None, ``value`` a given number) or ``left op right``."""
+    """A leaf (``op`` is None, ``value`` a given number) or ``left op right``. Values are ints, or exact
+    Fractions for the rare solver solution with a fractional intermediate (the two compare alike)."""
 
-    value: Fraction
+    value: int | Fraction
     op: str | None = None
     left: Node | None = None
     right: Node | None = None
@@ -68,22 +69,16 @@ class Node:
         return text if top else f"({text})"
 
 
-def combine(op: str, left: Node, right: Node) -> Node | None:
-    """``left op right``, or None when the result is not a positive integer (traces keep to whole numbers)."""
-    a, b = left.value, right.value
+def whole_result(op: str, a: int, b: int) -> int | None:
+    """``a op b`` for whole numbers, or None unless the result is a positive whole number (the attempts a
+    trace narrates keep to whole numbers; int arithmetic keeps the random search cheap)."""
     if op == "+":
-        value = a + b
-    elif op == "-":
-        value = a - b
-    elif op == "*":
-        value = a * b
-    else:
-        if b == 0:
-            return None
-        value = a / b
-    if value <= 0 or value.denominator != 1:
-        return None
-    return Node(value, op, left, right)
+        return a + b
+    if op == "-":
+        return a - b if a > b else None
+    if op == "*":
+        return a * b
+    return a // b if b and a % b == 0 else None
 
 
 def parse_solution(text: str) -> Node:
@@ -127,18 +122,19 @@ def random_chain(numbers: Sequence[int], rng: random.Random) -> Node | None:
     """A random chain-shaped attempt over all numbers with whole positive intermediates (None if stuck)."""
     order = list(numbers)
     rng.shuffle(order)
-    current = Node(Fraction(order[0]))
+    current = Node(order[0])
     for number in order[1:]:
-        leaf = Node(Fraction(number))
+        leaf = Node(number)
         options = []
         for op in "+-*/":
             for left, right in ((current, leaf), (leaf, current)):
-                node = combine(op, left, right)
-                if node is not None and not (op in "*/" and right.value == 1):
-                    options.append(node)
+                value = whole_result(op, left.value, right.value)
+                if value is not None and not (op in "*/" and right.value == 1):
+                    options.append((op, left, right, value))
         if not options:
             return None
-        current = rng.choice(options)
+        op, left, right, value = rng.choice(options)
+        current = Node(value, op, left, right)
     return current
 
 
@@ -256,7 +252,7 @@ def near_miss_attempt(numbers: Sequence[int], target: int, rng: random.Random) -
     candidates = [random_chain(numbers, rng) for _ in range(48)]
     misses = [t for t in candidates if t is not None and not any(s.value == target for s in t.steps())]
     if not misses:
-        leaves = [Node(Fraction(n)) for n in numbers]
+        leaves = [Node(n) for n in numbers]
         tree = leaves[0]
         for leaf in leaves[1:]:
             tree = Node(tree.value + leaf.value, "+", tree, leaf)
