@@ -1,6 +1,7 @@
 """Priming benchmark: how fast synthetic priming sets are written, side by side with a named baseline.
 
     .venv/bin/python bench/priming.py [--n 1000] [--quick]
+    .venv/bin/python bench/priming.py --agreement [--n 1000]   # the docs/priming.md check table
 
 Goal: 1,000 priming examples in under 10 seconds. Measured per condition, in one process:
 
@@ -20,11 +21,13 @@ import time
 
 from reasoning_gym.games.countdown import CountdownConfig, CountdownDataset
 
+from cogrl.behaviors.types import BEHAVIORS
 from cogrl.envs import make_env
-from cogrl.priming.conditions import get_condition
+from cogrl.priming.card import summarize
+from cogrl.priming.conditions import CONDITIONS, get_condition
 from cogrl.priming.dataset import build_synthetic
 
-CONDITIONS = ("all_strategies", "backtracking_only", "no_behavior", "all_strategies+incorrect")
+TIMED = ("all_strategies", "backtracking_only", "no_behavior", "all_strategies+incorrect")
 
 
 def best_seconds(fn, repeats: int) -> float:
@@ -36,13 +39,39 @@ def best_seconds(fn, repeats: int) -> float:
     return best
 
 
+def agreement(n: int) -> None:
+    """Per written condition: scorer-correct share, and per behavior the share of traces the regex tagger
+    finds it in (intended behaviors should be >= 95%, the others <= 5%)."""
+    env = make_env("countdown", {"preset": "priming", "n_train": n, "n_test": 0})
+    print(
+        f"{n} synthetic traces per condition (seed 0), tagged with the regex tagger (given numbers and target)"
+    )
+    print("| condition | correct | " + " | ".join(BEHAVIORS) + " |")
+    print("|---|---:|" + "---:|" * len(BEHAVIORS))
+    for name in [c for c, condition in CONDITIONS.items() if not condition.transform]:
+        for variant in (name, f"{name}+incorrect"):
+            condition = get_condition(variant)
+            stats = summarize(build_synthetic(env, condition, n, 0, seed=0)["train"])
+            cells = [
+                f"**{stats['regex_tagged_rate'][b]:.1%}**"
+                if b in condition.behaviors
+                else f"{stats['regex_tagged_rate'][b]:.1%}"
+                for b in BEHAVIORS
+            ]
+            print(f"| {variant} | {stats['correct_rate']:.0%} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n", type=int, default=1000, help="examples per measurement (paper: 1,000 train)")
     parser.add_argument("--quick", action="store_true", help="200 examples, one repeat")
+    parser.add_argument("--agreement", action="store_true", help="print the writer/tagger agreement table")
     args = parser.parse_args()
+    if args.agreement:
+        agreement(args.n)
+        return
     n, repeats = (200, 1) if args.quick else (args.n, 3)
 
     env = make_env("countdown", {"preset": "priming", "n_train": n, "n_test": 0})
@@ -58,7 +87,7 @@ def main() -> None:
         "| condition | writer traces/s | rows/s (build_synthetic) | s per 1,000 rows | rows / reasoning-gym |"
     )
     print("|---|---:|---:|---:|---:|")
-    for name in CONDITIONS:
+    for name in TIMED:
         condition = get_condition(name)
 
         def write(condition=condition):
