@@ -29,6 +29,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,10 @@ MAX_CHARS = 65_536
 """Characters of a response that are scanned; the rest is ignored (responses are ~1-4k characters)."""
 
 CONDITIONS = frozenset({"prior_attempt", "new_attempt"})
+TARGET_ANCHOR = "<target>"
+TARGET_CONTEXT_WORDS = 3
+"""Words or symbols an anchor may name before ``<target>`` ("to arrive at <target>")."""
+NUMBER_ANCHOR = "<number>"
 NUMBER_GROUPS = ("target", "cmp", "other")
 FLAGS = regex.IGNORECASE | regex.VERSION0
 
@@ -82,6 +87,11 @@ class Pattern:
     prefilter: tuple[str, ...] = ()
     """Lower-case strings of which the text must contain one for the regex to be run at all (speed only:
     every match of the regex must contain one of them; tests/behaviors checks this on the eval set)."""
+    anchors: tuple[str, ...] = ()
+    """Where a match can start (speed only; without anchors the regex is searched at every position):
+    ``word`` (a whole word), ``prefix*`` (a word starting so), a symbol string (``=``), ``<number> word``
+    (a number not after a word character whose next word is ``word``: "6 short") or ``<target>`` (a number
+    equal to the target)."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +201,7 @@ def _per_behavior(block: Any, path: Path, key: str) -> dict[str, list[Any]]:
 def _parse_pattern(item: Any, path: Path, where: str) -> Pattern:
     if not isinstance(item, dict):
         raise InputError(f"{path}: {where}: a pattern is a mapping with id, regex, note")
-    valid = ("id", "regex", "note", "requires", "prefilter")
+    valid = ("id", "regex", "note", "requires", "prefilter", "anchors")
     unknown = set(item) - set(valid)
     if unknown:
         raise InputError(f"{path}: {where}: unknown key(s) {sorted(unknown)} (valid: {', '.join(valid)})")
@@ -208,6 +218,12 @@ def _parse_pattern(item: Any, path: Path, where: str) -> Pattern:
         isinstance(w, str) and w and w == w.lower() for w in prefilter
     ):
         raise InputError(f"{path}: {where} ({item['id']}).prefilter: a list of non-empty lower-case strings")
+    anchors = item.get("anchors", [])
+    if not isinstance(anchors, list) or not all(_valid_anchor(a) for a in anchors):
+        raise InputError(
+            f"{path}: {where} ({item['id']}).anchors: a list of lower-case words ('let'), word prefixes "
+            f"('verif*'), symbol strings ('='), '{NUMBER_ANCHOR}' or '{TARGET_ANCHOR}'"
+        )
     try:
         regex.compile(item["regex"], FLAGS)
     except regex.error as exc:
@@ -218,15 +234,194 @@ def _parse_pattern(item: Any, path: Path, where: str) -> Pattern:
         note=item["note"].strip(),
         requires=tuple(requires),
         prefilter=tuple(prefilter),
+        anchors=tuple(anchors),
     )
 
 
-_Compiled = tuple[tuple[Pattern, Any], ...]
-"""The patterns of one behavior, each with its compiled regex."""
+def _valid_anchor(anchor: Any) -> bool:
+    if not isinstance(anchor, str) or not anchor:
+        return False
+    if TARGET_ANCHOR in anchor:
+        parts = anchor.split(" ")
+        if parts.count(TARGET_ANCHOR) != 1 or len(parts) > TARGET_CONTEXT_WORDS + 1:
+            return False
+        if parts[-1] != TARGET_ANCHOR and (len(parts) != 2 or parts[0] != TARGET_ANCHOR):
+            return False  # "A B <target>" or "<target> X"
+        return all(
+            p == TARGET_ANCHOR
+            or (p.isascii() and p.isalpha() and p == p.lower())
+            or (_is_symbol(p) and len(p) == 1)
+            for p in parts
+        )
+    if anchor.startswith(NUMBER_ANCHOR):
+        parts = anchor.split(" ")
+        return (
+            len(parts) == 2 and parts[0] == NUMBER_ANCHOR and _valid_anchor(parts[1]) and parts[1].isalpha()
+        )
+    word = anchor[:-1] if anchor.endswith("*") else anchor
+    if anchor[0].isalpha():
+        return word.isascii() and word.isalpha() and word == word.lower()
+    return _is_symbol(anchor)
+
+
+def _is_symbol(anchor: str) -> bool:
+    return not anchor.startswith("<") and not any(c.isalnum() or c.isspace() or c == "*" for c in anchor)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """One pattern ready to run: its compiled regex and, if it declares anchors, where matches may start."""
+
+    pattern: Pattern
+    regex: Any
+    anchored: bool
+    number_groups: tuple[str, ...]
+    """The ``target``/``cmp``/``other`` groups its regex has (``fits`` checks only these)."""
+    new_attempt: bool
+    target_anchors: tuple[str, ...]
+    """Its anchors that name the target (``<target>``, ``= <target>``, ``<target> /``): positions found
+    per text from where the target's digits occur (``_TextFacts.target_anchor_positions``)."""
+
+
+class _AnchorIndex:
+    """Where each anchored pattern of a pattern set may start in a text, found with C-speed string calls.
+
+    The lower-cased text is turned into bytes in which only the letters a-z survive (everything else is a
+    space), so that a word anchor is a ``find`` of `` word `` (whole word) or `` prefix``; only the distinct
+    words of the text that some anchor wants are searched for (cached per word). A ``<number> word`` anchor
+    looks back from each ``word`` for a digit run with nothing but non-alphanumerics between, and a symbol
+    anchor is a ``find`` in the text. This is exact only when every word character of the text is ASCII
+    (``ascii_words``); other texts are searched in full.
+    """
+
+    def __init__(self, compiled: Sequence[_Compiled]) -> None:
+        self.size = len(compiled)
+        self.words: dict[str, set[int]] = {}
+        self.prefixes: dict[str, set[int]] = {}
+        self.symbols: dict[str, list[int]] = {}
+        self.after_number: dict[str, set[int]] = {}
+        for index, item in enumerate(compiled):
+            for anchor in item.pattern.anchors:
+                if anchor.startswith(NUMBER_ANCHOR):
+                    self.after_number.setdefault(anchor.split()[1], set()).add(index)
+                elif anchor[0].isalpha():
+                    table = self.prefixes if anchor.endswith("*") else self.words
+                    table.setdefault(anchor.rstrip("*"), set()).add(index)
+                elif TARGET_ANCHOR not in anchor:
+                    self.symbols.setdefault(anchor, []).append(index)
+        self.longest_prefix = max(map(len, self.prefixes), default=0)
+        self._per_word: dict[bytes, tuple[tuple[int, ...], tuple[int, ...]] | None] = {}
+
+    def _wanted(self, word: bytes) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """The patterns anchored at this word and those anchored at a number just before it, or None."""
+        text = word.decode()
+        hits = set(self.words.get(text, ()))
+        for length in range(1, min(len(text), self.longest_prefix) + 1):
+            hits.update(self.prefixes.get(text[:length], ()))
+        after_number = tuple(sorted(self.after_number.get(text, ())))
+        wanted = (tuple(sorted(hits)), after_number) if hits or after_number else None
+        if len(self._per_word) > _WORD_CACHE_SIZE:
+            self._per_word.clear()
+        self._per_word[word] = wanted
+        return wanted
+
+    def candidates(self, lowered: str) -> list[list[int]]:
+        """For each pattern, the ascending positions where one of its word, number or symbol anchors holds."""
+        out: list[list[int]] = [[] for _ in range(self.size)]
+        letters = b" " + lowered.encode("ascii", "replace").translate(_ONLY_LETTERS) + b" "
+        cache = self._per_word
+        for word in set(letters.split()):
+            wanted = cache.get(word, _UNSEEN)
+            if wanted is None:
+                continue
+            if wanted is _UNSEEN:
+                wanted = self._wanted(word)
+                if wanted is None:
+                    continue
+            at_word, after_number = wanted
+            needle = b" " + word + b" "
+            found = letters.find(needle)
+            while found >= 0:  # found is the position in `lowered` because of the leading space
+                for index in at_word:
+                    out[index].append(found)
+                if after_number:
+                    number = _number_before(lowered, found)
+                    if number >= 0:
+                        for index in after_number:
+                            out[index].append(number)
+                found = letters.find(needle, found + len(needle) - 1)
+        for symbol, indices in self.symbols.items():
+            found = lowered.find(symbol)
+            while found >= 0:
+                for index in indices:
+                    out[index].append(found)
+                found = lowered.find(symbol, found + 1)
+        for positions in out:
+            positions.sort()
+        return out
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
+def _skip_space_back(text: str, position: int) -> int:
+    while position > 0 and text[position - 1].isspace():
+        position -= 1
+    return position
+
+
+def _token_at(lowered: str, position: int) -> str:
+    """The letter run (a-z) or the single other non-space character that starts at ``position``."""
+    end = position
+    while end < len(lowered) and "a" <= lowered[end] <= "z":
+        end += 1
+    if end > position:
+        return lowered[position:end] if position == 0 or not "a" <= lowered[position - 1] <= "z" else ""
+    return lowered[position] if position < len(lowered) and not lowered[position].isspace() else ""
+
+
+def _token_before(lowered: str, end: int) -> tuple[int, str]:
+    """The letter run or single non-space, non-digit character that ends at ``end``, with its start."""
+    start = end
+    while start > 0 and "a" <= lowered[start - 1] <= "z":
+        start -= 1
+    if start < end:
+        return start, lowered[start:end]
+    if end > 0 and not lowered[end - 1].isspace() and not lowered[end - 1].isdecimal():
+        return end - 1, lowered[end - 1]
+    return end, ""
+
+
+def _number_before(text: str, end: int) -> int:
+    """The start of the digit run that precedes ``end`` with only non-alphanumerics between, if that run
+    is not after a word character; else -1."""
+    position = end - 1
+    while position >= 0 and not text[position].isalnum():
+        position -= 1
+    if position < 0 or not ("0" <= text[position] <= "9"):
+        return -1
+    while position > 0 and "0" <= text[position - 1] <= "9":
+        position -= 1
+    before = text[position - 1] if position else " "
+    return -1 if before.isascii() and (before.isalnum() or before == "_") else position
+
+
+_ONLY_LETTERS = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
+_WORD_CACHE_SIZE = 100_000
+_UNSEEN: Any = object()
+_WORD_CHARACTER = regex.compile(r"\w", FLAGS)
+
+
+def ascii_words(text: str) -> bool:
+    """Whether every word character (``\\w``) of the text is ASCII, so that anchors can be found exactly."""
+    return text.isascii() or not any(_WORD_CHARACTER.match(c) for c in set(text) if not c.isascii())
 
 
 class RegexTagger:
-    """Tag a response for the four behaviors with a pattern set (default: the built-in ``v1``).
+    """Tag a response for the four behaviors with a pattern set (default: the built-in ``v2``).
 
     ``RegexTagger().tag(text, numbers=[30, 25, 3, 4], target=32)``; ``numbers`` and ``target`` are optional
     (the target is inferred from the text when missing; ``numbers`` keeps a given number from being read as
@@ -248,10 +443,24 @@ class RegexTagger:
         self.source = f"regex:{self.pattern_set.version}"
         self.max_chars = max_chars
         self.timeout_s = timeout_s
-        self._compiled: dict[str, _Compiled] = {
-            b: tuple((p, regex.compile(p.regex, FLAGS)) for p in self.pattern_set.patterns.get(b, ()))
-            for b in BEHAVIORS
-        }
+        compiled = []
+        self._by_behavior: dict[str, list[int]] = {b: [] for b in BEHAVIORS}
+        for behavior in BEHAVIORS:
+            for pattern in self.pattern_set.patterns.get(behavior, ()):
+                self._by_behavior[behavior].append(len(compiled))
+                compiled_regex = regex.compile(pattern.regex, FLAGS)
+                compiled.append(
+                    _Compiled(
+                        pattern=pattern,
+                        regex=compiled_regex,
+                        anchored=bool(pattern.anchors),
+                        number_groups=tuple(g for g in NUMBER_GROUPS if g in compiled_regex.groupindex),
+                        new_attempt="new_attempt" in pattern.requires,
+                        target_anchors=tuple(a for a in pattern.anchors if TARGET_ANCHOR in a),
+                    )
+                )
+        self._compiled = tuple(compiled)
+        self._anchors = _AnchorIndex(self._compiled)
 
     def tag(
         self, text: str, numbers: Sequence[int | float] | None = None, target: int | float | None = None
@@ -259,12 +468,15 @@ class RegexTagger:
         text = text[: self.max_chars]
         if target is None:
             target = infer_target(text, numbers)
-        facts = _TextFacts.of(text, target)
+        facts = _TextFacts(text, target)
+        candidates = None
+        if ascii_words(text):
+            candidates = self._anchors.candidates(facts.lowered)
         counts: dict[str, int | None] = {}
         spans: dict[str, list[Span]] = {}
         for behavior in BEHAVIORS:
             try:
-                found = self._scan(self._compiled[behavior], facts)
+                found = self._scan(self._by_behavior[behavior], candidates, facts)
             except TimeoutError:
                 counts[behavior], spans[behavior] = None, []
                 continue
@@ -272,37 +484,86 @@ class RegexTagger:
             counts[behavior] = len(spans[behavior])
         return BehaviorTags(counts=counts, spans=spans, source=self.source)
 
-    def _scan(self, compiled: _Compiled, facts: _TextFacts) -> list[Span]:
-        """Find every pattern's matches, then keep them in text order subject to ``prior_attempt``."""
+    def _scan(self, indices: list[int], candidates: list[list[int]] | None, facts: _TextFacts) -> list[Span]:
+        """Find every pattern's matches, then keep them in text order subject to ``prior_attempt``.
+
+        An anchored pattern is tried only at its candidate positions (``match``); that gives exactly what
+        ``search`` from left to right gives, because no match can start anywhere else."""
         text = facts.text
         deadline = time.monotonic() + self.timeout_s
-        candidates: list[tuple[int, int, Pattern]] = []
-        for pattern, compiled_regex in compiled:
-            if pattern.prefilter and not any(word in facts.lowered for word in pattern.prefilter):
-                continue
-            pos = 0
-            while pos <= len(text):
-                match = compiled_regex.search(text, pos, timeout=_remaining(deadline))
-                if match is None:
-                    break
-                if facts.fits(pattern, match):
-                    # A span also covers what a lookbehind captured ("8*4" in "(?<=(8*4) )= 32").
-                    start = (
-                        min(s for s, _ in match.regs if s >= 0) if compiled_regex.groups else match.start()
+        found_by_pattern: list[tuple[int, int, Pattern]] = []
+        for index in indices:
+            compiled = self._compiled[index]
+            pattern, compiled_regex = compiled.pattern, compiled.regex
+            positions = None
+            if candidates is not None and compiled.anchored:
+                positions = candidates[index]
+                if compiled.target_anchors:
+                    positions = sorted(
+                        set(positions).union(*map(facts.target_anchor_positions, compiled.target_anchors))
                     )
-                    candidates.append((start, match.end(), pattern))
-                    pos = max(match.end(), match.start() + 1)
-                else:
-                    pos = match.start() + 1
-        candidates.sort(key=lambda c: (c[0], -c[1]))
+                if not positions:
+                    continue
+            if pattern.prefilter and not any(map(facts.lowered.__contains__, pattern.prefilter)):
+                continue
+            if positions is None:
+                matches = _search_all(compiled, text, facts, deadline)
+            else:
+                matches = _match_at(compiled, text, positions, facts, deadline)
+            for match in matches:
+                # A span also covers what a lookbehind captured ("8*4" in "(?<=(8*4) )= 32").
+                start = min(s for s, _ in match.regs if s >= 0) if compiled_regex.groups else match.start()
+                found_by_pattern.append((start, match.end(), pattern))
+        found_by_pattern.sort(key=lambda c: (c[0], -c[1]))
         found: list[Span] = []
         last_end = 0
-        for start, end, pattern in candidates:
+        for start, end, pattern in found_by_pattern:
             if "prior_attempt" in pattern.requires and not facts.attempted_between(last_end, start):
                 continue
             found.append((start, end))
             last_end = max(last_end, end)
         return found
+
+
+def _search_all(compiled: _Compiled, text: str, facts: _TextFacts, deadline: float) -> list:
+    """The kept matches of one pattern, searching left to right (the reference semantics)."""
+    out = []
+    pos = 0
+    search = compiled.regex.search
+    while pos <= len(text):
+        match = search(text, pos, timeout=_remaining(deadline))
+        if match is None:
+            break
+        if facts.fits(compiled, match):
+            out.append(match)
+            pos = max(match.end(), match.start() + 1)
+        else:
+            pos = match.start() + 1
+    return out
+
+
+def _match_at(
+    compiled: _Compiled, text: str, positions: list[int], facts: _TextFacts, deadline: float
+) -> list:
+    """The same as ``_search_all`` when every match starts at one of ``positions`` (ascending).
+
+    The time budget is checked between calls, not inside one: passing ``timeout`` to ``regex`` costs about
+    0.7 us per call, more than a typical anchored match. A match at one position of a pattern with bounded
+    quantifiers is short; a pattern that can backtrack catastrophically must not declare anchors."""
+    out = []
+    pos = 0
+    match_at = compiled.regex.match
+    check = compiled.number_groups or compiled.new_attempt
+    for start in positions:
+        if start < pos:
+            continue
+        if time.monotonic() > deadline:
+            raise TimeoutError("pattern scan exceeded its time budget")
+        match = match_at(text, start)  # no regex timeout: it costs more than the match (see the docstring)
+        if match is not None and (not check or facts.fits(compiled, match)):
+            out.append(match)
+            pos = max(match.end(), start + 1)
+    return out
 
 
 def _number(text: str) -> int | Fraction:
@@ -318,44 +579,88 @@ def _remaining(deadline: float) -> float:
     return left
 
 
-@dataclass(frozen=True)
 class _TextFacts:
-    """What the pattern conventions need to know about one text, computed once per ``tag`` call."""
+    """What the pattern conventions need to know about one text, each computed once per ``tag`` call and
+    only when a pattern asks for it (most texts never need the target's positions, many no arithmetic)."""
 
-    text: str
-    lowered: str
-    target: Fraction | None
-    expression_starts: list[int]
-    expressions: list[str]
-    first_seen_end: dict[str, int]
+    def __init__(self, text: str, target: int | float | None) -> None:
+        self.text = text
+        self.lowered = text.lower()
+        self.target = None if target is None else Fraction(str(target))
 
-    @classmethod
-    def of(cls, text: str, target: int | float | None) -> _TextFacts:
-        expression_starts, expressions, first_seen_end = [], [], {}
-        for match in _EXPRESSION.finditer(text):
+    @cached_property
+    def target_positions(self) -> list[tuple[int, int]]:
+        """(start, end) of the digit runs whose value is the target's integer part ("32", "032", and the
+        "32" of "32.0" for 32): where a number equal to the target can start, and where its digits end."""
+        if self.target is None or self.target < 0:
+            return []
+        digits = str(self.target.numerator // self.target.denominator)
+        text, out = self.text, []
+        found = text.find(digits)
+        while found >= 0:
+            start = found
+            while start > 0 and text[start - 1] == "0":
+                start -= 1
+            end = found + len(digits)
+            if (start == 0 or not text[start - 1].isdecimal()) and not text[end : end + 1].isdecimal():
+                out.append((start, end))
+            found = text.find(digits, found + 1)
+        return out
+
+    def target_anchor_positions(self, anchor: str) -> list[int]:
+        """Where a match anchored by ``anchor`` can start: ``<target>`` at the target itself, ``A B <target>``
+        at A when words or symbols A, B and the target follow each other with only whitespace between,
+        ``<target> X`` at X when X follows the target after optional whitespace."""
+        return self._target_contexts.get(anchor, [])
+
+    @cached_property
+    def _target_contexts(self) -> dict[str, list[int]]:
+        """Every anchor that holds around each target number -> its positions, built once per text from
+        the (at most ``TARGET_CONTEXT_WORDS``) tokens before and the token after each target number."""
+        text, lowered = self.text, self.lowered
+        out: dict[str, list[int]] = {}
+        for start, end in self.target_positions:
+            out.setdefault(TARGET_ANCHOR, []).append(start)
+            words, at = [TARGET_ANCHOR], start
+            for _ in range(TARGET_CONTEXT_WORDS):
+                at, token = _token_before(lowered, _skip_space_back(text, at))
+                if not token:
+                    break
+                words.insert(0, token)
+                out.setdefault(" ".join(words), []).append(at)
+            ends = [end]
+            if text.startswith(".", end) and text[end + 1 : end + 2].isdecimal():
+                decimal_end = end + 1
+                while decimal_end < len(text) and text[decimal_end].isdecimal():
+                    decimal_end += 1
+                ends.append(decimal_end)
+            for end_of_number in ends:
+                at = _skip_space(text, end_of_number)
+                token = _token_at(lowered, at)
+                if token:
+                    out.setdefault(f"{TARGET_ANCHOR} {token}", []).append(at)
+        return {anchor: sorted(set(positions)) for anchor, positions in out.items()}
+
+    @cached_property
+    def _expressions(self) -> tuple[list[int], list[str], dict[str, int]]:
+        starts, keys, first_seen_end = [], [], {}
+        for match in _EXPRESSION.finditer(self.text):
             key = match.group().translate(_IGNORED_IN_EXPRESSIONS).lower()
-            expression_starts.append(match.start())
-            expressions.append(key)
+            starts.append(match.start())
+            keys.append(key)
             first_seen_end.setdefault(key, match.end())
-        return cls(
-            text=text,
-            lowered=text.lower(),
-            target=None if target is None else Fraction(str(target)),
-            expression_starts=expression_starts,
-            expressions=expressions,
-            first_seen_end=first_seen_end,
-        )
+        return starts, keys, first_seen_end
 
     def attempted_between(self, start: int, end: int) -> bool:
         """Whether some arithmetic starts in ``[start, end)``."""
-        first = bisect.bisect_left(self.expression_starts, start)
-        return first < len(self.expression_starts) and self.expression_starts[first] < end
+        starts = self._expressions[0]
+        first = bisect.bisect_left(starts, start)
+        return first < len(starts) and starts[first] < end
 
-    def fits(self, pattern: Pattern, match: Any) -> bool:
+    def fits(self, compiled: _Compiled, match: Any) -> bool:
         """The order-independent conventions: number groups and ``new_attempt``."""
-        groups = match.groupdict()
-        for name in NUMBER_GROUPS:
-            value = groups.get(name)
+        for name in compiled.number_groups:
+            value = match.group(name)
             if value is None:
                 continue
             is_target = self.target is not None and _number(value) == self.target
@@ -365,14 +670,12 @@ class _TextFacts:
                 return False
             if name == "other" and is_target:
                 return False
-        if "new_attempt" in pattern.requires:
+        if compiled.new_attempt:
             # The expression being tried (the first one at or after the match) must not be a verbatim repeat.
-            first = bisect.bisect_left(self.expression_starts, match.start())
-            tried_here = (
-                first < len(self.expressions)
-                and self.expression_starts[first] < match.end() + _NEW_ATTEMPT_WINDOW
-            )
-            if tried_here and self.first_seen_end[self.expressions[first]] <= match.start():
+            starts, keys, first_seen_end = self._expressions
+            first = bisect.bisect_left(starts, match.start())
+            tried_here = first < len(keys) and starts[first] < match.end() + _NEW_ATTEMPT_WINDOW
+            if tried_here and first_seen_end[keys[first]] <= match.start():
                 return False
         return True
 
