@@ -22,16 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from cogrl.behaviors.types import BEHAVIORS
 from cogrl.envs import Trace
 from cogrl_countdown.solver import solutions
 
-VERIFICATION, BACKTRACKING, SUBGOAL, BACKWARD = (
-    "verification",
-    "backtracking",
-    "subgoal_setting",
-    "backward_chaining",
-)
-WRITER_BEHAVIORS = frozenset({VERIFICATION, BACKTRACKING, SUBGOAL, BACKWARD})
+VERIFICATION, BACKTRACKING, SUBGOAL, BACKWARD = BEHAVIORS
+WRITER_BEHAVIORS = frozenset(BEHAVIORS)
 MAX_SOLUTIONS = 64
 """Solutions asked of the solver when the quick search finds none; the trace picks one at random."""
 SEARCH_TRIES = 60
@@ -91,6 +87,8 @@ def parse_solution(text: str) -> Node:
         if isinstance(node, ast.BinOp) and type(node.op) in ops:
             left, right, op = build(node.left), build(node.right), ops[type(node.op)]
             a, b = left.value, right.value
+            if op == "/" and b == 0:
+                raise ValueError(f"division by zero in {text!r}")
             value = {"+": a + b, "-": a - b, "*": a * b}.get(op) if op != "/" else a / b
             return Node(value, op, left, right)
         raise ValueError(f"not a Countdown expression: {text!r}")
@@ -251,16 +249,24 @@ def near_miss_attempt(numbers: Sequence[int], target: int, rng: random.Random) -
     """A wrong answer that uses every number once and lands close to the target (the trace claims a hit)."""
     candidates = [random_chain(numbers, rng) for _ in range(48)]
     misses = [t for t in candidates if t is not None and not any(s.value == target for s in t.steps())]
+    if not misses:  # every random attempt passed through the target: fall back to plain sums and products
+        misses = [t for t in fixed_attempts(numbers) if t.value != target]
     if not misses:
-        leaves = [Node(n) for n in numbers]
-        tree = leaves[0]
-        for leaf in leaves[1:]:
-            tree = Node(tree.value + leaf.value, "+", tree, leaf)
-        misses = (
-            [tree] if tree.value != target else [Node(tree.value * leaves[0].value, "*", tree, leaves[0])]
-        )
+        raise ValueError(f"cannot write a wrong answer for numbers {list(numbers)} and target {target}")
     best = min(abs(t.value - target) for t in misses)
     return attempt_for(rng.choice([t for t in misses if abs(t.value - target) == best]))
+
+
+def fixed_attempts(numbers: Sequence[int]) -> list[Node]:
+    """Left-to-right chains of one operation (all sums, all products, sum then times the last number)."""
+    leaves = [Node(n) for n in numbers]
+    out = []
+    for ops in (["+"] * (len(leaves) - 1), ["*"] * (len(leaves) - 1), ["+"] * (len(leaves) - 2) + ["*"]):
+        tree = leaves[0]
+        for op, leaf in zip(ops, leaves[1:], strict=True):
+            tree = Node(whole_result(op, tree.value, leaf.value), op, tree, leaf)
+        out.append(tree)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -378,7 +384,7 @@ BACKWARD_TEMPLATES = [
 ]
 
 
-def number(value: Fraction) -> str:
+def number(value: int | Fraction) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
 
 
