@@ -25,7 +25,9 @@ and each behavior's scan has a timeout after which its count is ``None`` (unknow
 from __future__ import annotations
 
 import bisect
+import re
 import time
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -60,6 +62,10 @@ _EXPRESSION = regex.compile(
     r"\(*\d+(?:\.\d+)?\)*(?:\s*(?:[-+*/×÷−–]|x|times|plus|minus|divided\s+by|multiplied\s+by)\s*\(*\d+(?:\.\d+)?\)*)+",
     FLAGS,
 )
+_EXPRESSION_STDLIB = re.compile(_EXPRESSION.pattern, re.IGNORECASE)
+"""The same expressions, found faster by the stdlib engine; identical on texts whose word characters are all
+ASCII (case folding) and that lack the four characters only the stdlib counts as whitespace."""
+_SPACE_ONLY_IN_STDLIB = frozenset("\x1c\x1d\x1e\x1f")
 _IGNORED_IN_EXPRESSIONS = str.maketrans("", "", " \t\n()")
 _NEW_ATTEMPT_WINDOW = 160
 """How far after a match ``new_attempt`` looks for the expression that is being tried."""
@@ -284,11 +290,11 @@ class _Compiled:
 
 
 class _AnchorIndex:
-    """Where each anchored pattern of a pattern set may start in a text, found with C-speed string calls.
+    """Where each anchored pattern of a pattern set may start in a text, found in one pass.
 
     The lower-cased text is turned into bytes in which only the letters a-z survive (everything else is a
-    space), so that a word anchor is a ``find`` of `` word `` (whole word) or `` prefix``; only the distinct
-    words of the text that some anchor wants are searched for (cached per word). A ``<number> word`` anchor
+    space); one stdlib-``re`` pass lists its letter runs, and each is looked up (cached per word) in the
+    whole-word and word-prefix anchors. A ``<number> word`` anchor
     looks back from each ``word`` for a digit run with nothing but non-alphanumerics between, and a symbol
     anchor is a ``find`` in the text. This is exact only when every word character of the text is ASCII
     (``ascii_words``); other texts are searched in full.
@@ -311,52 +317,51 @@ class _AnchorIndex:
                     self.symbols.setdefault(anchor, []).append(index)
         self.longest_prefix = max(map(len, self.prefixes), default=0)
         self._per_word: dict[bytes, tuple[tuple[int, ...], tuple[int, ...]] | None] = {}
+        """Words seen so far -> (patterns anchored at the word, patterns anchored at a number right before
+        it), or None when no anchor wants the word."""
 
-    def _wanted(self, word: bytes) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-        """The patterns anchored at this word and those anchored at a number just before it, or None."""
+    def _learn(self, word: bytes) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """Look a word up in the anchor tables once (the vocabulary of reasoning traces is small)."""
+        if len(self._per_word) > _WORD_CACHE_SIZE:
+            self._per_word.clear()
         text = word.decode()
         hits = set(self.words.get(text, ()))
         for length in range(1, min(len(text), self.longest_prefix) + 1):
             hits.update(self.prefixes.get(text[:length], ()))
         after_number = tuple(sorted(self.after_number.get(text, ())))
         wanted = (tuple(sorted(hits)), after_number) if hits or after_number else None
-        if len(self._per_word) > _WORD_CACHE_SIZE:
-            self._per_word.clear()
         self._per_word[word] = wanted
         return wanted
 
-    def candidates(self, lowered: str) -> list[list[int]]:
-        """For each pattern, the ascending positions where one of its word, number or symbol anchors holds."""
-        out: list[list[int]] = [[] for _ in range(self.size)]
-        letters = b" " + lowered.encode("ascii", "replace").translate(_ONLY_LETTERS) + b" "
-        cache = self._per_word
-        for word in set(letters.split()):
-            wanted = cache.get(word, _UNSEEN)
+    def candidates(self, lowered: str) -> dict[int, list[int]]:
+        """Pattern index -> the ascending positions where one of its word, number or symbol anchors holds
+        (patterns without any are left out)."""
+        out: dict[int, list[int]] = defaultdict(list)
+        letters = lowered.encode("ascii", "replace").translate(_ONLY_LETTERS)
+        per_word = self._per_word
+        for token in _LETTER_RUN.finditer(letters):
+            word = token.group()
+            wanted = per_word.get(word, _UNSEEN)
+            if wanted is _UNSEEN:
+                wanted = self._learn(word)
             if wanted is None:
                 continue
-            if wanted is _UNSEEN:
-                wanted = self._wanted(word)
-                if wanted is None:
-                    continue
+            start = token.start()
             at_word, after_number = wanted
-            needle = b" " + word + b" "
-            found = letters.find(needle)
-            while found >= 0:  # found is the position in `lowered` because of the leading space
-                for index in at_word:
-                    out[index].append(found)
-                if after_number:
-                    number = _number_before(lowered, found)
-                    if number >= 0:
-                        for index in after_number:
-                            out[index].append(number)
-                found = letters.find(needle, found + len(needle) - 1)
+            for index in at_word:
+                out[index].append(start)
+            if after_number:
+                number = _number_before(lowered, start)
+                if number >= 0:
+                    for index in after_number:
+                        out[index].append(number)
         for symbol, indices in self.symbols.items():
             found = lowered.find(symbol)
             while found >= 0:
                 for index in indices:
                     out[index].append(found)
                 found = lowered.find(symbol, found + 1)
-        for positions in out:
+        for positions in out.values():
             positions.sort()
         return out
 
@@ -410,6 +415,7 @@ def _number_before(text: str, end: int) -> int:
 
 
 _ONLY_LETTERS = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
+_LETTER_RUN = re.compile(rb"[a-z]+")
 _WORD_CACHE_SIZE = 100_000
 _UNSEEN: Any = object()
 _WORD_CHARACTER = regex.compile(r"\w", FLAGS)
@@ -469,9 +475,7 @@ class RegexTagger:
         if target is None:
             target = infer_target(text, numbers)
         facts = _TextFacts(text, target)
-        candidates = None
-        if ascii_words(text):
-            candidates = self._anchors.candidates(facts.lowered)
+        candidates = self._anchors.candidates(facts.lowered) if facts.ascii_words else None
         counts: dict[str, int | None] = {}
         spans: dict[str, list[Span]] = {}
         for behavior in BEHAVIORS:
@@ -484,7 +488,9 @@ class RegexTagger:
             counts[behavior] = len(spans[behavior])
         return BehaviorTags(counts=counts, spans=spans, source=self.source)
 
-    def _scan(self, indices: list[int], candidates: list[list[int]] | None, facts: _TextFacts) -> list[Span]:
+    def _scan(
+        self, indices: list[int], candidates: dict[int, list[int]] | None, facts: _TextFacts
+    ) -> list[Span]:
         """Find every pattern's matches, then keep them in text order subject to ``prior_attempt``.
 
         An anchored pattern is tried only at its candidate positions (``match``); that gives exactly what
@@ -497,7 +503,7 @@ class RegexTagger:
             pattern, compiled_regex = compiled.pattern, compiled.regex
             positions = None
             if candidates is not None and compiled.anchored:
-                positions = candidates[index]
+                positions = candidates.get(index, [])
                 if compiled.target_anchors:
                     positions = sorted(
                         set(positions).union(*map(facts.target_anchor_positions, compiled.target_anchors))
@@ -547,8 +553,8 @@ def _match_at(
 ) -> list:
     """The same as ``_search_all`` when every match starts at one of ``positions`` (ascending).
 
-    The time budget is checked between calls, not inside one: passing ``timeout`` to ``regex`` costs about
-    0.7 us per call, more than a typical anchored match. A match at one position of a pattern with bounded
+    The time budget is checked after the pattern's calls, not inside one: passing ``timeout`` to ``regex``
+    costs about 0.7 us per call, more than a typical anchored match. A match at one position of a pattern with bounded
     quantifiers is short; a pattern that can backtrack catastrophically must not declare anchors."""
     out = []
     pos = 0
@@ -557,12 +563,12 @@ def _match_at(
     for start in positions:
         if start < pos:
             continue
-        if time.monotonic() > deadline:
-            raise TimeoutError("pattern scan exceeded its time budget")
         match = match_at(text, start)  # no regex timeout: it costs more than the match (see the docstring)
         if match is not None and (not check or facts.fits(compiled, match)):
             out.append(match)
             pos = max(match.end(), start + 1)
+    if time.monotonic() > deadline:
+        raise TimeoutError("pattern scan exceeded its time budget")
     return out
 
 
@@ -585,6 +591,7 @@ class _TextFacts:
 
     def __init__(self, text: str, target: int | float | None) -> None:
         self.text = text
+        self.ascii_words = ascii_words(text)
         self.lowered = text.lower()
         self.target = None if target is None else Fraction(str(target))
 
@@ -644,7 +651,8 @@ class _TextFacts:
     @cached_property
     def _expressions(self) -> tuple[list[int], list[str], dict[str, int]]:
         starts, keys, first_seen_end = [], [], {}
-        for match in _EXPRESSION.finditer(self.text):
+        stdlib_is_exact = self.ascii_words and not _SPACE_ONLY_IN_STDLIB.intersection(self.text)
+        for match in (_EXPRESSION_STDLIB if stdlib_is_exact else _EXPRESSION).finditer(self.text):
             key = match.group().translate(_IGNORED_IN_EXPRESSIONS).lower()
             starts.append(match.start())
             keys.append(key)
