@@ -57,17 +57,18 @@ def digit_reward(text: str) -> float:
 
 
 def summarise(steps: list[dict[str, float]]) -> dict[str, float]:
-    """Median of every timing over the measured steps."""
-    return {key: statistics.median(step[key] for step in steps) for key in steps[0]}
+    """Mean of every timing over the measured steps (means, unlike medians, keep phases summing to the step)."""
+    return {key: statistics.fmean(step[key] for step in steps) for key in steps[0]}
 
 
 # --------------------------------------------------------------------------------------------------------
 # One RL step: cogrl vs TRL
 # --------------------------------------------------------------------------------------------------------
-def cogrl_grpo_steps(
-    model_dir: Path, prompts: list[str], group: int, max_new_tokens: int, steps: int, seed: int = 0
-) -> list[dict[str, float]]:
-    """``steps`` cogrl GRPO steps in-process: generate (HF backend), score, update, sync weights."""
+def cogrl_grpo_stepper(
+    model_dir: Path, prompts: list[str], group: int, max_new_tokens: int, seed: int = 0
+) -> Callable[[int], dict[str, float]]:
+    """A function running one cogrl GRPO step in-process (generate with the HF backend, score, update,
+    sync weights into the backend) and returning its timings."""
     from cogrl.config import AlgorithmConfig, RolloutConfig, TrainerConfig
     from cogrl.rl.batch import Experience
     from cogrl.rl.learner import Learner
@@ -80,11 +81,11 @@ def cogrl_grpo_steps(
         advantage="grpo", kl_coef=0.0, entropy_coef=0.0, loss_agg="token_mean", micro_batch_size=batch
     )
     learner = Learner(model_dir, algorithm, TrainerConfig(lr=1e-6, grad_clip=1.0), max_new_tokens, seed)
-    results = []
-    for step in range(steps):
+
+    def step(index: int) -> dict[str, float]:
         start = time.perf_counter()
         generations = backend.generate(
-            prompts, n=group, temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed + step
+            prompts, n=group, temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed + index
         )
         t_generate = time.perf_counter()
         rewards = [digit_reward(g.text) for g in generations]
@@ -97,24 +98,30 @@ def cogrl_grpo_steps(
         t_update = time.perf_counter()
         backend.load_weights(learner.policy_state())
         end = time.perf_counter()
-        results.append(
-            {
-                "generate": t_generate - start,
-                "score": t_score - t_generate,
-                "logprobs+advantages": stats["time/prepare"],
-                "train": stats["time/train"],
-                "sync": end - t_update,
-                "step": end - start,
-                "completion_tokens": sum(len(g.response_ids) for g in generations) / len(generations),
-            }
-        )
-    return results
+        return {
+            "generate": t_generate - start,
+            "score": t_score - t_generate,
+            "logprobs+advantages": stats["time/prepare"],
+            "train": stats["time/train"],
+            "sync": end - t_update,
+            "step": end - start,
+            "completion_tokens": sum(len(g.response_ids) for g in generations) / len(generations),
+        }
+
+    return step
 
 
 def trl_grpo_steps(
-    model_dir: Path, prompts: list[str], group: int, max_new_tokens: int, steps: int, seed: int = 0
+    model_dir: Path,
+    prompts: list[str],
+    group: int,
+    max_new_tokens: int,
+    steps: int,
+    seed: int = 0,
+    after_step: Callable[[], None] | None = None,
 ) -> list[dict[str, float]]:
-    """``steps`` TRL GRPOTrainer steps with HF generation on CPU, timed per phase by a thin subclass."""
+    """``steps`` TRL GRPOTrainer steps with HF generation on CPU, timed per phase by a thin subclass;
+    ``after_step`` runs (untimed) between steps."""
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -148,6 +155,8 @@ def trl_grpo_steps(
             t["step"] = time.perf_counter() - t.pop("start")
             t["score+logprobs"] = t["generate+score+logprobs"] - t["generate"]
             t["train"] = t["step"] - t.pop("generate+score+logprobs")
+            if after_step is not None:
+                after_step()
 
     def reward(completions: list[str], **_: Any) -> list[float]:
         return [digit_reward(text) for text in completions]
@@ -193,22 +202,23 @@ def trl_grpo_steps(
 
 
 def step_vs_trl(prompts: int, group: int, max_new_tokens: int, steps: int, cache_dir: Path) -> dict[str, Any]:
-    """cogrl, then TRL, then cogrl again (the median of both cogrl runs absorbs machine drift); the first step
-    of every run is a warm-up and not counted."""
+    """Interleaved: after every TRL step, one cogrl step, so both see the same machine load. The first step of
+    each is a warm-up and not counted."""
     model_dir = bench_model_dir(cache_dir)
     texts = bench_prompts(prompts)
-    runs: dict[str, list[dict[str, float]]] = {"cogrl": [], "trl": []}
-    order: list[tuple[str, Callable[..., list[dict[str, float]]]]] = [
-        ("cogrl", cogrl_grpo_steps),
-        ("trl", trl_grpo_steps),
-        ("cogrl", cogrl_grpo_steps),
-    ]
-    for name, run in order:
-        runs[name] += run(model_dir, texts, group, max_new_tokens, steps + 1)[1:]
-    summary = {name: summarise(steps_) for name, steps_ in runs.items()}
-    samples = prompts * group
+    cogrl_step = cogrl_grpo_stepper(model_dir, texts, group, max_new_tokens)
+    cogrl_runs: list[dict[str, float]] = []
+    trl_runs = trl_grpo_steps(
+        model_dir,
+        texts,
+        group,
+        max_new_tokens,
+        steps + 1,
+        after_step=lambda: cogrl_runs.append(cogrl_step(len(cogrl_runs))),
+    )
+    summary: dict[str, Any] = {"cogrl": summarise(cogrl_runs[1:]), "trl": summarise(trl_runs[1:])}
     for s in summary.values():
-        s["samples_per_s"] = samples / s["step"]
+        s["samples_per_s"] = prompts * group / s["step"]
     summary["speedup"] = {
         "samples_per_s": summary["cogrl"]["samples_per_s"] / summary["trl"]["samples_per_s"]
     }
@@ -218,8 +228,8 @@ def step_vs_trl(prompts: int, group: int, max_new_tokens: int, steps: int, cache
 def format_step_vs_trl(summary: dict[str, Any], args: argparse.Namespace) -> str:
     lines = [
         f"{args.prompts} prompts x {args.group} samples, max {args.max_new_tokens} new tokens, tiny Qwen2 "
-        f"({BENCH_MODEL['hidden_size']}d x {BENCH_MODEL['num_layers']} layers), CPU, median of "
-        f"{args.steps} steps per run (cogrl runs before and after TRL)",
+        f"({BENCH_MODEL['hidden_size']}d x {BENCH_MODEL['num_layers']} layers), CPU, mean of "
+        f"{args.steps} steps each (interleaved: a cogrl step after every TRL step)",
         "",
         "| | step (s) | samples/s | mean completion tokens | phases (s) |",
         "|---|---|---|---|---|",

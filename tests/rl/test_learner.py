@@ -225,6 +225,17 @@ def test_save_then_load_continues_bit_identically(model_dir, tmp_path):
     assert_same_parameters(first.reference.state_dict(), resumed.reference.state_dict())
 
 
+@pytest.mark.parametrize("advantage", ["grpo", "gae"])
+def test_an_empty_shard_still_steps(model_dir, advantage):
+    """A rank with no groups (fewer groups than ranks) joins every collective and leaves weights as they were
+    (zero gradients; AdamW without weight decay does not move)."""
+    learner = make_learner(model_dir, advantage=advantage)
+    before = learner.policy_state()
+    stats = learner.update([])
+    assert stats["num_sequences"] == 0 and stats["optimizer_steps"] == 1
+    assert_same_parameters(before, learner.policy_state())
+
+
 def test_shard_by_group_keeps_groups_whole():
     batch = make_batch(num_groups=5, group_size=3)
     shards = shard_by_group(batch, 2)

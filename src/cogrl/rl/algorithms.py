@@ -145,8 +145,8 @@ def gae_advantages(
     if values is None:
         raise ValueError("gae needs values from a critic")
     mask = response_mask.to(token_rewards.dtype)
-    next_value = torch.zeros_like(token_rewards[:, 0])
-    next_adv = torch.zeros_like(token_rewards[:, 0])
+    next_value = token_rewards.new_zeros(token_rewards.shape[0])
+    next_adv = token_rewards.new_zeros(token_rewards.shape[0])
     advantages = torch.zeros_like(token_rewards)
     for t in reversed(range(token_rewards.shape[1])):
         m = mask[:, t]

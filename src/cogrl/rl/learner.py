@@ -189,9 +189,12 @@ class Learner:
 
     # ---- collectives (no-ops on one rank) ----
     def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.world_size > 1:
-            dist.all_reduce(tensor)
-        return tensor
+        """Sum over ranks, on this rank's device (nccl reduces CUDA tensors only), returned where it was."""
+        if self.world_size == 1:
+            return tensor
+        on_device = tensor.to(self.device)
+        dist.all_reduce(on_device)
+        return on_device.to(tensor.device)
 
     def _reduce_gradients(self, model: nn.Module) -> None:
         """Sum gradients over ranks (losses are already divided by global counts); missing grads are 0 so
@@ -568,7 +571,7 @@ class LearnerGroup:
         import ray
 
         if not ray.is_initialized():
-            ray.init()
+            ray.init(address="local")  # never join a stale cluster; a driver that wants one inits Ray first
         resources = {"num_gpus": 1} if trainer.device == "cuda" else {"num_cpus": num_cpus_per_learner}
         actor_class = ray.remote(LearnerActor)
         self.actors = []
