@@ -66,7 +66,7 @@ def test_regex_tag_keeps_lines_in_order_and_reports_malformed_ones(tmp_path, cap
         "backward_chaining": 0,
     }
     assert records[0]["behavior_spans"]["backtracking"] == [[37, 47]]
-    assert records[0]["behavior_source"] == "regex:v1"
+    assert records[0]["behavior_source"] == "regex:v2"
     assert "in.jsonl:2: invalid JSON" in err and "in.jsonl:3: field 'completion'" in err
     assert "in.jsonl:5: field 'target' must be an integer" in err
     assert "3 malformed line(s) skipped" in err

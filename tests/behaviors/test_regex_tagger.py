@@ -3,19 +3,34 @@ its agreement with the hand-labelled evaluation set."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import random
 import re
 from pathlib import Path
 
 import pytest
 import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cogrl.behaviors.analysis import evaluate_tagger, load_eval_set
-from cogrl.behaviors.regex_tagger import FLAGS, MAX_CHARS, RegexTagger, infer_target, load_pattern_set
+from cogrl.behaviors.regex_tagger import (
+    FLAGS,
+    MAX_CHARS,
+    PatternSet,
+    RegexTagger,
+    infer_target,
+    load_pattern_set,
+)
 from cogrl.behaviors.types import BEHAVIORS
 from cogrl.config import BehaviorTaggingConfig
 from cogrl.files import InputError
 
 EVAL_SET = Path(__file__).parents[1] / "data" / "behavior_eval.jsonl"
+FROZEN_V1_TAGS = Path(__file__).parent / "data" / "regex_v1_eval_tags.jsonl"
+"""Spans of pattern set v1 on every eval row, written once by the tagger before the anchored rewrite."""
+BUILTIN_SETS = ("v1", "v2")
 NUMBERS, TARGET = [30, 25, 3, 4], 32
 
 
@@ -205,7 +220,7 @@ def test_inferred_target_drives_arithmetic_patterns(tagger: RegexTagger) -> None
 def test_result_shape(tagger: RegexTagger) -> None:
     text = "30 * 4 = 120, too big. Let's try 30 - 25 = 5."
     tags = tagger.tag(text, NUMBERS, TARGET)
-    assert tags.source == "regex:v1"
+    assert tags.source == "regex:v2"
     assert set(tags.counts) == set(BEHAVIORS)
     for behavior in BEHAVIORS:
         assert tags.counts[behavior] == len(tags.spans[behavior])
@@ -242,13 +257,22 @@ def test_timeout_makes_the_count_unknown(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # Pattern sets
 # ---------------------------------------------------------------------------------------------------------
-def test_builtin_set_is_documented() -> None:
-    patterns = load_pattern_set()
-    assert patterns.version == "v1"
+@pytest.mark.parametrize("name", BUILTIN_SETS)
+def test_builtin_set_is_documented(name: str) -> None:
+    patterns = load_pattern_set(name)
+    assert patterns.version == name
     for behavior in BEHAVIORS:
         assert patterns.patterns[behavior], behavior
         for pattern in patterns.patterns[behavior]:
             assert pattern.note and pattern.id
+
+
+def test_default_set_is_v2_and_v1_stays_loadable() -> None:
+    assert RegexTagger().source == "regex:v2"
+    assert RegexTagger("v1").source == "regex:v1"
+    v1, v2 = load_pattern_set("v1"), load_pattern_set("v2")
+    for behavior in BEHAVIORS:  # v2 only adds
+        assert {p.id for p in v1.patterns[behavior]} <= {p.id for p in v2.patterns[behavior]}
 
 
 def test_extend_from_a_recipe(tmp_path: Path, tagger: RegexTagger) -> None:
@@ -333,10 +357,11 @@ def test_macro_f1_on_eval_set(tagger: RegexTagger) -> None:
         assert metrics["per_behavior"][behavior]["f1"] >= 0.75, (behavior, metrics["per_behavior"][behavior])
 
 
-def test_prefilters_never_hide_a_match() -> None:
+@pytest.mark.parametrize("name", BUILTIN_SETS)
+def test_prefilters_never_hide_a_match(name: str) -> None:
     """A prefilter is only a speed-up: every match of its regex must contain one of its words."""
     texts = [r["completion"] for r in load_eval_set(EVAL_SET)]
-    for behavior, patterns in load_pattern_set().patterns.items():
+    for behavior, patterns in load_pattern_set(name).patterns.items():
         for pattern in patterns:
             if not pattern.prefilter:
                 continue
@@ -349,3 +374,283 @@ def test_prefilters_never_hide_a_match() -> None:
                         pattern.id,
                         match.group(),
                     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Anchors: a speed-up that must never change a tag
+# ---------------------------------------------------------------------------------------------------------
+def unanchored(pattern_set: PatternSet) -> PatternSet:
+    """The same set with every anchor dropped: each regex is searched at every position (the reference)."""
+    return PatternSet(
+        version=pattern_set.version,
+        patterns={
+            b: tuple(dataclasses.replace(p, anchors=()) for p in patterns)
+            for b, patterns in pattern_set.patterns.items()
+        },
+    )
+
+
+def stitched_texts(rows: list[dict], n: int, seed: int) -> list[tuple[str, list[int], int]]:
+    """1-2 kB texts stitched from eval completions, as in bench/behaviors.py, plus random slices of them
+    (which start and end mid-word and mid-number)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        first = rng.choice(rows)
+        text = first["completion"]
+        while len(text) < 1000:
+            text += "\n" + rng.choice(rows)["completion"]
+        out.append((text[:2000], first["numbers"], first["target"]))
+        start = rng.randrange(len(text))
+        out.append((text[start : rng.randrange(start, len(text) + 1)], None, None))
+    return out
+
+
+@pytest.fixture(scope="module")
+def eval_rows() -> list[dict]:
+    return load_eval_set(EVAL_SET)
+
+
+def test_v1_tags_are_those_frozen_before_the_rewrite(eval_rows: list[dict]) -> None:
+    """The anchored tagger gives pattern set v1's exact spans, with given and with inferred targets."""
+    frozen = {r["id"]: r for r in map(json.loads, FROZEN_V1_TAGS.read_text(encoding="utf-8").splitlines())}
+    assert set(frozen) == {r["id"] for r in eval_rows}
+    tagger = RegexTagger("v1")
+    for row in eval_rows:
+        given = tagger.tag(row["completion"], numbers=row["numbers"], target=row["target"])
+        inferred = tagger.tag(row["completion"])
+        assert {b: [list(s) for s in given.spans[b]] for b in BEHAVIORS} == frozen[row["id"]]["given"], row[
+            "id"
+        ]
+        assert {b: [list(s) for s in inferred.spans[b]] for b in BEHAVIORS} == frozen[row["id"]]["inferred"]
+        assert given.counts == {b: len(given.spans[b]) for b in BEHAVIORS}
+
+
+@pytest.mark.parametrize("name", BUILTIN_SETS)
+def test_anchors_never_hide_a_match(name: str, eval_rows: list[dict]) -> None:
+    anchored = RegexTagger(name)
+    reference = RegexTagger(unanchored(load_pattern_set(name)))
+    texts = [(r["completion"], r["numbers"], r["target"]) for r in eval_rows]
+    texts += stitched_texts(eval_rows, 60, seed=7)
+    texts += [(text.upper(), numbers, target) for text, numbers, target in texts[:40]]
+    for text, numbers, target in texts:
+        assert anchored.tag(text, numbers, target) == reference.tag(text, numbers, target), text[:200]
+
+
+# Words, numbers and symbols the patterns care about, to build adversarial token soups from.
+_SOUP = [
+    *[
+        "let",
+        "i",
+        "we",
+        "to",
+        "is",
+        "it",
+        "that",
+        "this",
+        "not",
+        "no",
+        "so",
+        "and",
+        "then",
+        "which",
+        "what",
+        "how",
+        "try",
+        "maybe",
+        "wait",
+        "instead",
+        "first",
+        "step",
+        "need",
+        "want",
+        "get",
+        "make",
+        "reach",
+        "aim",
+        "if",
+        "the",
+        "rest",
+        "others",
+        "rather",
+        "too",
+        "over",
+        "short",
+        "away",
+        "off",
+        "check",
+        "verify",
+        "doesn't",
+        "didn't",
+        "won't",
+        "backtrack",
+        "working",
+        "backwards",
+        "start",
+        "from",
+        "divided",
+        "times",
+        "plus",
+        "minus",
+        "would",
+        "could",
+        "be",
+        "give",
+        "us",
+        "equals",
+        "gives",
+        "makes",
+        "since",
+        "because",
+        "as",
+        "factors",
+        "of",
+        "once",
+        "can",
+        "key",
+        "plan",
+        "approach",
+        "another",
+        "different",
+        "way",
+        "oops",
+        "hmm",
+        "actually",
+        "again",
+        "mind",
+        "change",
+        "something",
+        "prime",
+        "close",
+    ],
+    *[
+        "32",
+        "032",
+        "32.0",
+        "8",
+        "4",
+        "7.5",
+        "30",
+        "25",
+        "=",
+        "+",
+        "-",
+        "*",
+        "/",
+        "÷",
+        "×",
+        "≠",
+        "!=",
+        "✓",
+        "(",
+        ")",
+    ],
+    *[",", ".", ":", "'s", "'t", "’s", "?", "!", "—", "\n", "é", "5divided", "x"],
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    tokens=st.lists(st.sampled_from(_SOUP), min_size=2, max_size=40),
+    separators=st.lists(st.sampled_from([" ", "", "  ", "\n", ", ", "\t"]), min_size=40, max_size=40),
+    target=st.sampled_from([32, 8, 7.5, None]),
+    upper=st.booleans(),
+)
+def test_anchors_never_hide_a_match_in_token_soup(
+    tokens: list[str], separators: list[str], target: float | None, upper: bool
+) -> None:
+    text = "".join(t + s for t, s in zip(tokens, separators, strict=False))
+    text = text.upper() if upper else text
+    assert _ANCHORED.tag(text, target=target) == _REFERENCE.tag(text, target=target)
+
+
+_ANCHORED = RegexTagger("v2")
+_REFERENCE = RegexTagger(unanchored(load_pattern_set("v2")))
+
+
+@pytest.mark.parametrize(
+    ("anchor", "message"),
+    [
+        ("Let", "anchors"),
+        ("wo rd", "anchors"),
+        ("<number>", "anchors"),
+        ("a <target> b", "anchors"),
+        ("", "anchors"),
+    ],
+)
+def test_bad_anchors_name_the_field(tmp_path: Path, anchor: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "version: x\nbehaviors:\n  verification:\n"
+        f"    - {{id: a, note: n, regex: 'x', anchors: [{json.dumps(anchor)}]}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match=f"{re.escape(str(path))}.*\\(a\\)\\.{message}"):
+        RegexTagger(path)
+
+
+def test_text_with_non_ascii_letters_is_searched_in_full() -> None:
+    """Anchors are found on ASCII letters only; a text with other letters gets the plain search."""
+    text = "30 + 4 = 34. Étape: let me try 30 - 25 = 5. WAIT, maybe 25 - 4 = 21."
+    assert RegexTagger().tag(text, target=32) == _REFERENCE.tag(text, target=32)
+    assert RegexTagger().tag(text, target=32).counts["backtracking"] >= 1
+
+
+def test_time_budget_applies_to_anchored_patterns() -> None:
+    tags = RegexTagger(timeout_s=0.0).tag("30 + 4 = 34. Let me verify: 8 * 4 = 32 ✓", target=32)
+    assert tags.counts["verification"] is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pattern set v2: general phrasings v1 missed (and what they must still reject)
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("behavior", "text", "target"),
+    [
+        ("backtracking", "30 + 25 = 55. In a different order: 30 - 25 = 5.", 32),
+        ("backtracking", "30 * 4 = 120. This approach isn't working. 25 + 4 = 29.", 32),
+        ("backtracking", "30 * 4 = 120, that's wrong, let me use 25: 25 + 3 = 28.", 32),
+        ("backtracking", "30 + 25 = 55. Oops, I need subtraction: 30 - 25 = 5.", 32),
+        ("backtracking", "30 + 25 = 55. Wait, maybe subtracting works: 30 - 25 = 5.", 32),
+        ("backtracking", "30 + 25 = 55. Let me think about it differently. 30 - 25 = 5.", 32),
+        ("backtracking", "30 + 25 = 55. Never mind. 30 - 25 = 5.", 32),
+        ("backtracking", "30 + 25 = 55. Perhaps we could multiply: 8 * 4 = 32.", 32),
+        ("subgoal_setting", "Get 8 first, then multiply by 4.", 32),
+        ("subgoal_setting", "Once we have 8, 8 * 4 = 32.", 32),
+        ("subgoal_setting", "We need to find a way to make 8.", 32),
+        ("subgoal_setting", "Can we make 8?", 32),
+        ("subgoal_setting", "30 - 25 = 5, so we need 3.", 32),
+        ("subgoal_setting", "The key is to get 8.", 32),
+        ("subgoal_setting", "Plan: make 8, then multiply.", 32),
+        ("backward_chaining", "Work back from 32: it is 8 * 4.", 32),
+        ("backward_chaining", "What can we multiply by 4 to get 32?", 32),
+        ("backward_chaining", "Something times 4 equals 32.", 32),
+        ("backward_chaining", "What do we need to reach 32?", 32),
+        ("backward_chaining", "To get to 32 we need 8 and 4.", 32),
+        ("backward_chaining", "53 - 20 = 33, and 11 * 3 = 33.", 53),
+        ("backward_chaining", "75 is close to 72.", 75),
+        ("backward_chaining", "The last step must be a multiplication.", 32),
+        ("backward_chaining", "We want 80. Multiplying 40 by 2 would do it.", 80),
+    ],
+)
+def test_v2_finds(tagger: RegexTagger, behavior: str, text: str, target: int) -> None:
+    assert count(tagger, text, behavior, target=target, numbers=None) >= 1
+    assert count(RegexTagger("v1"), text, behavior, target=target, numbers=None) == 0  # new in v2
+
+
+@pytest.mark.parametrize(
+    ("behavior", "text", "target"),
+    [
+        ("backtracking", "Let's try a different order: 30 - 25 = 5.", 32),  # nothing tried before
+        ("backtracking", "30 + 25 = 55. Never mind. 30 + 25 = 55.", 32),  # a loop
+        ("backtracking", "Basketball hoops. 30 + 25 = 55.", 32),
+        ("subgoal_setting", "Can we make 32 from 30, 25, 3 and 4?", 32),  # the target is not a subgoal
+        ("subgoal_setting", "30 + 25 = 55. Let me try another approach: 8 * 4 = 32.", 32),  # a switch
+        ("subgoal_setting", "We need 4 numbers.", 32),
+        ("backward_chaining", "The target 11 is prime.", 11),  # a restatement
+        ("backward_chaining", "60 - 7 = 53.", 53),  # forward, ends at the target
+        ("backward_chaining", "Adding 3 to 5 would give 8.", 32),  # forward hypothetical
+    ],
+)
+def test_v2_rejects(tagger: RegexTagger, behavior: str, text: str, target: int) -> None:
+    assert count(tagger, text, behavior, target=target, numbers=None) == 0

@@ -42,7 +42,7 @@ import yaml
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags, Span
 from cogrl.files import InputError
 
-DEFAULT_PATTERN_SET = "v1"
+DEFAULT_PATTERN_SET = "v2"
 """The built-in pattern set used when none is given (``cogrl/behaviors/patterns/<name>.yaml``)."""
 
 MAX_CHARS = 65_536
