@@ -116,6 +116,21 @@ def test_micro_batches_accumulate_to_the_big_batch(model_dir, loss_agg):
         assert stats_whole[key] == pytest.approx(stats_micro[key], rel=1e-5, abs=1e-7), key
 
 
+@pytest.mark.parametrize("advantage", ["grpo", "gae"])
+def test_old_logprobs_from_the_training_pass_give_the_same_update(model_dir, advantage):
+    batch = make_batch()
+    reuse, recompute = (
+        make_learner(model_dir, advantage=advantage),
+        make_learner(model_dir, advantage=advantage),
+    )
+    recompute.old_logprobs_in_training = lambda num_mini_batches: False
+    assert reuse.old_logprobs_in_training(1) and not reuse.old_logprobs_in_training(2)
+    stats_reuse, stats_recompute = reuse.update(batch), recompute.update(batch)
+    assert_same_parameters(reuse.policy_state(), recompute.policy_state(), atol=1e-7)
+    assert stats_reuse["pg_loss"] == pytest.approx(stats_recompute["pg_loss"], abs=1e-7)
+    assert make_learner(model_dir, kl_coef=0.01).old_logprobs_in_training(1) is False
+
+
 def test_same_inputs_same_update(model_dir):
     batch = make_batch()
     a, b = make_learner(model_dir, advantage="gae"), make_learner(model_dir, advantage="gae")

@@ -99,6 +99,8 @@ class PreparedBatch:
     rewards: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    old_logprobs_in_training: bool = False
+    """``old_logprobs`` are filled by the (single) training pass, see `Learner.old_logprobs_in_training`."""
 
 
 def response_logits(model: nn.Module, batch: PaddedBatch) -> torch.Tensor:
@@ -218,13 +220,15 @@ class Learner:
 
     @torch.no_grad()
     def _score_batch(
-        self, experiences: Sequence[Experience], indices: list[int], width: int
+        self, experiences: Sequence[Experience], indices: list[int], width: int, with_policy: bool
     ) -> dict[str, torch.Tensor]:
         """Old log-probs (current policy), reference log-probs and values of a micro-batch, ``[b, width]``."""
         batch = pad_batch(
             [(experiences[i].prompt_ids, experiences[i].response_ids) for i in indices], self.device
         )
-        out = {"old_logprobs": token_logprobs(response_logits(self.policy, batch), batch.response_ids)}
+        out = {}
+        if with_policy:
+            out["old_logprobs"] = token_logprobs(response_logits(self.policy, batch), batch.response_ids)
         if self.reference is not None:
             out["ref_logprobs"] = token_logprobs(response_logits(self.reference, batch), batch.response_ids)
         if self.critic is not None:
@@ -233,9 +237,15 @@ class Learner:
         return {k: nn.functional.pad(v, (0, width - v.shape[1])) * mask for k, v in out.items()}
 
     @torch.no_grad()
-    def prepare(self, experiences: Sequence[Experience]) -> PreparedBatch:
+    def prepare(
+        self, experiences: Sequence[Experience], old_logprobs_in_training: bool = False
+    ) -> PreparedBatch:
         """Everything the update trains on, before any parameter moves: the current (= rollout) policy's
-        log-probs, the reference's, the critic's values, per-token rewards, advantages and returns."""
+        log-probs, the reference's, the critic's values, per-token rewards, advantages and returns.
+
+        ``old_logprobs_in_training``: skip the policy forward here; the single training pass fills
+        ``old_logprobs`` with its own detached log-probs (valid only when nothing here needs them).
+        """
         a = self.algorithm
         n = len(experiences)
         response_mask = response_mask_of([e.response_ids for e in experiences], self.device)
@@ -245,10 +255,14 @@ class Learner:
 
         scored: dict[str, list[torch.Tensor]] = {}
         for indices in self._micro_batches(range(n)):
-            for key, value in self._score_batch(experiences, indices, width).items():
+            for key, value in self._score_batch(
+                experiences, indices, width, not old_logprobs_in_training
+            ).items():
                 scored.setdefault(key, []).append(value)
         empty = torch.zeros(n, width, device=self.device)
-        old_logprobs = torch.cat(scored["old_logprobs"]) if n else empty
+        old_logprobs = (
+            torch.cat(scored["old_logprobs"]) if n and not old_logprobs_in_training else empty.clone()
+        )
         ref_logprobs = (
             (torch.cat(scored["ref_logprobs"]) if n else empty) if self.reference is not None else None
         )
@@ -266,7 +280,15 @@ class Learner:
             )
             advantages = algo.masked_whiten(advantages, response_mask, mean, var)
         return PreparedBatch(
-            response_mask, old_logprobs, ref_logprobs, values, kl, rewards, advantages, returns
+            response_mask,
+            old_logprobs,
+            ref_logprobs,
+            values,
+            kl,
+            rewards,
+            advantages,
+            returns,
+            old_logprobs_in_training,
         )
 
     def update(self, experiences: Sequence[Experience]) -> dict[str, float]:
@@ -274,7 +296,10 @@ class Learner:
         a = self.algorithm
         start = time.perf_counter()
         n = len(experiences)
-        prepared = self.prepare(experiences)
+        num_tokens = float(sum(len(e.response_ids) for e in experiences))
+        totals = self._all_reduce(torch.tensor([float(n), num_tokens], dtype=torch.float64))
+        num_mini = 1 if a.mini_batch_size is None else math.ceil(totals[0].item() / a.mini_batch_size)
+        prepared = self.prepare(experiences, self.old_logprobs_in_training(num_mini))
         response_mask, values, kl, advantages = (
             prepared.response_mask,
             prepared.values,
@@ -284,8 +309,6 @@ class Learner:
         t_prepare = time.perf_counter()
 
         # ppo_epochs passes over mini-batches (one optimizer step each) made of micro-batches
-        totals = self._all_reduce(torch.tensor([float(n), response_mask.sum().item()], dtype=torch.float64))
-        num_mini = 1 if a.mini_batch_size is None else math.ceil(totals[0].item() / a.mini_batch_size)
         minis = [chunk.tolist() for chunk in torch.tensor_split(torch.arange(n), num_mini)]
         acc = torch.zeros(len(_ACC_KEYS), dtype=torch.float64)
         grad_norms: list[float] = []
@@ -350,6 +373,12 @@ class Learner:
         }
         return stats
 
+    def old_logprobs_in_training(self, num_mini_batches: int) -> bool:
+        """Whether the update can skip the separate old-log-prob forward (as TRL does): with one optimizer
+        step the old policy *is* the policy of the training pass, so its detached log-probs are the old ones
+        (ratio exactly 1). Not when the in-reward KL needs them before advantages, nor for the KL stat."""
+        return self.algorithm.ppo_epochs == 1 and num_mini_batches == 1 and self.reference is None
+
     def _train_micro_batch(
         self,
         experiences: Sequence[Experience],
@@ -368,6 +397,8 @@ class Learner:
         logits = response_logits(self.policy, batch)
         logprobs = token_logprobs(logits, batch.response_ids)
         entropy = algo.entropy_from_logits(logits)
+        if prepared.old_logprobs_in_training:
+            prepared.old_logprobs[indices, :r] = logprobs.detach() * mask
         pg_loss, clip_frac, approx_kl = algo.clipped_policy_loss(
             logprobs,
             prepared.old_logprobs[indices, :r],
