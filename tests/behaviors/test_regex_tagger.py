@@ -431,99 +431,24 @@ def test_anchors_never_hide_a_match(name: str, eval_rows: list[dict]) -> None:
     anchored = RegexTagger(name)
     reference = RegexTagger(unanchored(load_pattern_set(name)))
     texts = [(r["completion"], r["numbers"], r["target"]) for r in eval_rows]
-    texts += stitched_texts(eval_rows, 60, seed=7)
+    texts += stitched_texts(eval_rows, 30, seed=7)
     texts += [(text.upper(), numbers, target) for text, numbers, target in texts[:40]]
     for text, numbers, target in texts:
         assert anchored.tag(text, numbers, target) == reference.tag(text, numbers, target), text[:200]
 
 
-# Words, numbers and symbols the patterns care about, to build adversarial token soups from.
-_SOUP = [
-    *[
-        "let",
-        "i",
-        "we",
-        "to",
-        "is",
-        "it",
-        "that",
-        "this",
-        "not",
-        "no",
-        "so",
-        "and",
-        "then",
-        "which",
-        "what",
-        "how",
-        "try",
-        "maybe",
-        "wait",
-        "instead",
-        "first",
-        "step",
-        "need",
-        "want",
-        "get",
-        "make",
-        "reach",
-        "aim",
-        "if",
-        "the",
-        "rest",
-        "others",
-        "rather",
-        "too",
-        "over",
-        "short",
-        "away",
-        "off",
-        "check",
-        "verify",
-        "doesn't",
-        "didn't",
-        "won't",
-        "backtrack",
-        "working",
-        "backwards",
-        "start",
-        "from",
-        "divided",
-        "times",
-        "plus",
-        "minus",
-        "would",
-        "could",
-        "be",
-        "give",
-        "us",
-        "equals",
-        "gives",
-        "makes",
-        "since",
-        "because",
-        "as",
-        "factors",
-        "of",
-        "once",
-        "can",
-        "key",
-        "plan",
-        "approach",
-        "another",
-        "different",
-        "way",
-        "oops",
-        "hmm",
-        "actually",
-        "again",
-        "mind",
-        "change",
-        "something",
-        "prime",
-        "close",
-    ],
-    *[
+# Words, numbers and symbols the patterns care about, to build adversarial token soups from: every part of
+# every v2 anchor, plus numbers, operators and separators.
+_SOUP = sorted(
+    {
+        part.rstrip("*")
+        for patterns in load_pattern_set("v2").patterns.values()
+        for pattern in patterns
+        for anchor in pattern.anchors
+        for part in anchor.split(" ")
+        if not part.startswith("<")
+    }
+    | {
         "32",
         "032",
         "32.0",
@@ -541,12 +466,29 @@ _SOUP = [
         "×",
         "≠",
         "!=",
-        "✓",
         "(",
         ")",
-    ],
-    *[",", ".", ":", "'s", "'t", "’s", "?", "!", "—", "\n", "é", "5divided", "x"],
-]
+    }
+    | {
+        ",",
+        ".",
+        ":",
+        "'s",
+        "'t",
+        "’s",
+        "?",
+        "!",
+        "—",
+        "\n",
+        "é",
+        "5divided",
+        "x",
+        "times",
+        "us",
+        "by",
+        "the target",
+    }
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -572,7 +514,7 @@ _REFERENCE = RegexTagger(unanchored(load_pattern_set("v2")))
     ("anchor", "message"),
     [
         ("Let", "anchors"),
-        ("wo rd", "anchors"),
+        ("too many words", "anchors"),
         ("<number>", "anchors"),
         ("a <target> b", "anchors"),
         ("", "anchors"),

@@ -95,9 +95,12 @@ class Pattern:
     every match of the regex must contain one of them; tests/behaviors checks this on the eval set)."""
     anchors: tuple[str, ...] = ()
     """Where a match can start (speed only; without anchors the regex is searched at every position):
-    ``word`` (a whole word), ``prefix*`` (a word starting so), a symbol string (``=``), ``<number> word``
-    (a number not after a word character whose next word is ``word``: "6 short") or ``<target>`` (a number
-    equal to the target)."""
+    ``word`` (a whole word: the letter run is exactly it), ``prefix*`` (a letter run starting so), ``A B`` (a
+    word or prefix A whose next letter run, whatever non-letters lie between, is the word or prefix B), a
+    symbol string (``=``), ``<number> word`` (a number not after a word character whose next letter run is
+    ``word``: "6 short"), ``<number> symbol`` (a number right before ``symbol``, spaces between allowed),
+    ``<target>`` (a number equal to the target), ``A B <target>`` / ``<target> X`` (words or one-character
+    symbols around the target, spaces between)."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,9 @@ def _parse_pattern(item: Any, path: Path, where: str) -> Pattern:
     if not isinstance(anchors, list) or not all(_valid_anchor(a) for a in anchors):
         raise InputError(
             f"{path}: {where} ({item['id']}).anchors: a list of lower-case words ('let'), word prefixes "
-            f"('verif*'), symbol strings ('='), '{NUMBER_ANCHOR}' or '{TARGET_ANCHOR}'"
+            f"('verif*'), two words ('let me'), symbol strings ('='), '{NUMBER_ANCHOR} short', "
+            f"'{NUMBER_ANCHOR} !=', '{TARGET_ANCHOR}', 'to reach {TARGET_ANCHOR}' or '{TARGET_ANCHOR} /' "
+            "(docs/behaviors.md)"
         )
     try:
         regex.compile(item["regex"], FLAGS)
@@ -259,15 +264,17 @@ def _valid_anchor(anchor: Any) -> bool:
             or (_is_symbol(p) and len(p) == 1)
             for p in parts
         )
-    if anchor.startswith(NUMBER_ANCHOR):
-        parts = anchor.split(" ")
-        return (
-            len(parts) == 2 and parts[0] == NUMBER_ANCHOR and _valid_anchor(parts[1]) and parts[1].isalpha()
-        )
+    parts = anchor.split(" ")
+    if len(parts) == 2 and parts[0] == NUMBER_ANCHOR:
+        return _is_word_anchor(parts[1]) and not parts[1].endswith("*") or _is_symbol(parts[1])
+    if len(parts) == 2:
+        return all(map(_is_word_anchor, parts))
+    return len(parts) == 1 and (_is_word_anchor(anchor) or _is_symbol(anchor))
+
+
+def _is_word_anchor(anchor: str) -> bool:
     word = anchor[:-1] if anchor.endswith("*") else anchor
-    if anchor[0].isalpha():
-        return word.isascii() and word.isalpha() and word == word.lower()
-    return _is_symbol(anchor)
+    return bool(word) and word.isascii() and word.isalpha() and word == word.lower()
 
 
 def _is_symbol(anchor: str) -> bool:
@@ -294,33 +301,41 @@ class _AnchorIndex:
 
     The lower-cased text is turned into bytes in which only the letters a-z survive (everything else is a
     space); one stdlib-``re`` pass lists its letter runs, and each is looked up (cached per word) in the
-    whole-word and word-prefix anchors. A ``<number> word`` anchor
-    looks back from each ``word`` for a digit run with nothing but non-alphanumerics between, and a symbol
-    anchor is a ``find`` in the text. This is exact only when every word character of the text is ASCII
-    (``ascii_words``); other texts are searched in full.
+    word anchors: whole words, prefixes, two-word anchors (decided when the next letter run arrives) and
+    ``<number> word`` (a look back from the word for a number with only non-alphanumerics between). Symbol
+    anchors and ``<number> symbol`` are ``find`` calls on the text. This is exact only when every word
+    character of the text is ASCII (``ascii_words``); other texts are searched in full.
     """
 
     def __init__(self, compiled: Sequence[_Compiled]) -> None:
-        self.size = len(compiled)
         self.words: dict[str, set[int]] = {}
         self.prefixes: dict[str, set[int]] = {}
+        self.pairs: list[tuple[str, str, int]] = []
         self.symbols: dict[str, list[int]] = {}
         self.after_number: dict[str, set[int]] = {}
+        self.number_before_symbol: dict[str, list[int]] = {}
         for index, item in enumerate(compiled):
             for anchor in item.pattern.anchors:
-                if anchor.startswith(NUMBER_ANCHOR):
-                    self.after_number.setdefault(anchor.split()[1], set()).add(index)
+                parts = anchor.split(" ")
+                if TARGET_ANCHOR in parts:
+                    continue
+                if parts[0] == NUMBER_ANCHOR:
+                    if parts[1][0].isalpha():
+                        self.after_number.setdefault(parts[1], set()).add(index)
+                    else:
+                        self.number_before_symbol.setdefault(parts[1], []).append(index)
+                elif len(parts) == 2:
+                    self.pairs.append((parts[0], parts[1], index))
                 elif anchor[0].isalpha():
                     table = self.prefixes if anchor.endswith("*") else self.words
                     table.setdefault(anchor.rstrip("*"), set()).add(index)
-                elif TARGET_ANCHOR not in anchor:
+                else:
                     self.symbols.setdefault(anchor, []).append(index)
         self.longest_prefix = max(map(len, self.prefixes), default=0)
-        self._per_word: dict[bytes, tuple[tuple[int, ...], tuple[int, ...]] | None] = {}
-        """Words seen so far -> (patterns anchored at the word, patterns anchored at a number right before
-        it), or None when no anchor wants the word."""
+        self._per_word: dict[bytes, _WordAnchors | None] = {}
+        """Words seen so far -> what anchors want them, or None when none does."""
 
-    def _learn(self, word: bytes) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    def _learn(self, word: bytes) -> _WordAnchors | None:
         """Look a word up in the anchor tables once (the vocabulary of reasoning traces is small)."""
         if len(self._per_word) > _WORD_CACHE_SIZE:
             self._per_word.clear()
@@ -329,7 +344,14 @@ class _AnchorIndex:
         for length in range(1, min(len(text), self.longest_prefix) + 1):
             hits.update(self.prefixes.get(text[:length], ()))
         after_number = tuple(sorted(self.after_number.get(text, ())))
-        wanted = (tuple(sorted(hits)), after_number) if hits or after_number else None
+        nexts = tuple(
+            (second.rstrip("*").encode(), second.endswith("*"), index)
+            for first, second, index in self.pairs
+            if _word_anchor_holds(first, text)
+        )
+        wanted = (
+            _WordAnchors(tuple(sorted(hits)), after_number, nexts) if hits or after_number or nexts else None
+        )
         self._per_word[word] = wanted
         return wanted
 
@@ -339,31 +361,79 @@ class _AnchorIndex:
         out: dict[int, list[int]] = defaultdict(list)
         letters = lowered.encode("ascii", "replace").translate(_ONLY_LETTERS)
         per_word = self._per_word
+        pending: tuple[tuple[bytes, bool, int], ...] = ()
+        pending_start = 0
         for token in _LETTER_RUN.finditer(letters):
             word = token.group()
+            if pending:  # two-word anchors of the previous word: does this word complete them?
+                for second, is_prefix, index in pending:
+                    if word == second or (is_prefix and word.startswith(second)):
+                        out[index].append(pending_start)
+                pending = ()
             wanted = per_word.get(word, _UNSEEN)
             if wanted is _UNSEEN:
                 wanted = self._learn(word)
             if wanted is None:
                 continue
             start = token.start()
-            at_word, after_number = wanted
-            for index in at_word:
+            for index in wanted.at_word:
                 out[index].append(start)
-            if after_number:
+            if wanted.after_number:
                 number = _number_before(lowered, start)
                 if number >= 0:
-                    for index in after_number:
+                    for index in wanted.after_number:
                         out[index].append(number)
+            if wanted.nexts:
+                pending, pending_start = wanted.nexts, start
         for symbol, indices in self.symbols.items():
             found = lowered.find(symbol)
             while found >= 0:
                 for index in indices:
                     out[index].append(found)
                 found = lowered.find(symbol, found + 1)
+        for symbol, indices in self.number_before_symbol.items():
+            found = lowered.find(symbol)
+            while found >= 0:
+                for start in _number_starts_before(lowered, found):
+                    for index in indices:
+                        out[index].append(start)
+                found = lowered.find(symbol, found + 1)
         for positions in out.values():
             positions.sort()
         return out
+
+
+@dataclass(frozen=True)
+class _WordAnchors:
+    """What the anchors want at one word: patterns to try there, patterns to try at a number right before
+    it, and (second word, is a prefix, pattern) for two-word anchors that start with it."""
+
+    at_word: tuple[int, ...]
+    after_number: tuple[int, ...]
+    nexts: tuple[tuple[bytes, bool, int], ...]
+
+
+def _word_anchor_holds(anchor: str, word: str) -> bool:
+    return word.startswith(anchor[:-1]) if anchor.endswith("*") else word == anchor
+
+
+def _number_starts_before(text: str, end: int) -> list[int]:
+    """Where a number (digits, optionally with decimals) that ends right before ``end``, whitespace
+    between allowed, can start: its digit run, and the run before its decimal point."""
+    position = end
+    while position > 0 and text[position - 1].isspace():
+        position -= 1
+    start = position
+    while start > 0 and "0" <= text[start - 1] <= "9":
+        start -= 1
+    if start == position:
+        return []
+    if start >= 2 and text[start - 1] == "." and "0" <= text[start - 2] <= "9":
+        whole = start - 1
+        while whole > 0 and "0" <= text[whole - 1] <= "9":
+            whole -= 1
+        return [whole, start]
+    return [start]
 
 
 def _skip_space(text: str, position: int) -> int:
@@ -512,7 +582,7 @@ class RegexTagger:
                     continue
             if pattern.prefilter and not any(map(facts.lowered.__contains__, pattern.prefilter)):
                 continue
-            if positions is None:
+            if positions is None or len(positions) > _MAX_ANCHORED_TRIES:
                 matches = _search_all(compiled, text, facts, deadline)
             else:
                 matches = _match_at(compiled, text, positions, facts, deadline)
@@ -529,6 +599,12 @@ class RegexTagger:
             found.append((start, end))
             last_end = max(last_end, end)
         return found
+
+
+_MAX_ANCHORED_TRIES = 64
+"""Above this many candidate positions a pattern is searched instead: ``regex`` may scan the rest of the
+text for a literal the pattern requires on every ``match`` call, so thousands of anchors in a long text
+(an adversarial "1 + 1 + ..." with target 1) would cost more than one search."""
 
 
 def _search_all(compiled: _Compiled, text: str, facts: _TextFacts, deadline: float) -> list:
