@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -402,6 +403,21 @@ def split_evenly(total: int, parts: int) -> list[tuple[int, int]]:
     return bounds
 
 
+def _wait_for_resources(kind: str, need: float, patience_s: float = 30.0) -> None:
+    """Fail clearly, instead of waiting forever, when Ray cannot place the workers (resources held by
+    other actors are given some time to be released)."""
+    import ray
+
+    deadline = time.monotonic() + patience_s
+    while (free := ray.available_resources().get(kind, 0.0)) < need:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"rollout workers need {need:g} {kind} but the Ray cluster has {free:g} free "
+                f"(of {ray.cluster_resources().get(kind, 0.0):g}) after {patience_s:g} s"
+            )
+        time.sleep(0.5)
+
+
 class RolloutPool:
     """`num_workers` rollout workers as Ray actors (CPU: one core each; GPU: one device each).
 
@@ -419,7 +435,10 @@ class RolloutPool:
         seed: int,
         device: str = "cpu",
         dtype: str = "float32",
+        cpus_per_worker: float = 1.0,
     ) -> None:
+        """`cpus_per_worker`: Ray CPUs each worker reserves on CPU machines (below 1 packs several workers
+        per core, e.g. in tests on a 2-core machine); on GPUs each worker takes one whole device."""
         import ray
 
         if num_workers < 1:
@@ -434,7 +453,10 @@ class RolloutPool:
         self.last_probe: list[float] | None = None
         self.last_fingerprint: tuple[tuple[str, ...], float] | None = None
         """Probe log-probs and fingerprint after the last sync (`cogrl.rl.sync` checks the next against them)."""
-        resources = {"num_gpus": 1} if device == "cuda" else {"num_cpus": 1}
+        resources = {"num_gpus": 1} if device == "cuda" else {"num_cpus": cpus_per_worker}
+        _wait_for_resources(
+            "GPU" if device == "cuda" else "CPU", next(iter(resources.values())) * num_workers
+        )
         self._actor_class = ray.remote(**resources, runtime_env={"env_vars": dict(ENGINE_ENV)})(RolloutWorker)
         self._worker_args = (backend, str(self.model_dir), rollout, seed, device, dtype)
         self.workers = [self._actor_class.remote(*self._worker_args) for _ in range(num_workers)]

@@ -1,0 +1,152 @@
+"""Weight sync: after each learner update, put the new policy into every rollout worker, and prove it.
+
+One interface, `push_weights(pool, state_dict, timeout_s)`; each backend implements the last hop in its
+`load_weights` (`cogrl.rl.rollout`):
+
+- vLLM (CPU and GPU): `llm.collective_rpc("reload_weights", weights_iterator=...)` with in-memory tensors,
+  in-process because workers run with `VLLM_ENABLE_V1_MULTIPROCESSING=0`; then the prefix cache is reset
+  (cached keys/values belong to the old weights). The tensors travel once through Ray's object store
+  (`ray.put`), so N workers cost one serialisation.
+- HF: `model.load_state_dict(strict=True)`.
+
+A sync is checked three ways, so a silent no-op cannot pass: every worker reports a fingerprint of the
+tensors it received (names + float64 sum of squares) which must equal the learner's; the log-probs of a
+fixed probe continuation, scored by each worker's live engine, must agree across workers and must have
+moved if the weights did; and, if the caller passes the learner's own log-probs of the probe
+(`reference_logprobs`), they must match within `tolerance`. The whole sync runs under a deadline and raises
+`SyncTimeoutError` instead of hanging a run.
+
+On GPUs the same code path works (tensors go learner -> object store -> worker GPU). For large models
+the faster path is a broadcast: vLLM's worker-extension mechanism (`LLM(worker_extension_cls=...)`) lets
+each worker join a `StatelessProcessGroup` + `PyNcclCommunicator` with learner rank 0, which then
+broadcasts each parameter and calls `model.load_weights([(name, tensor)])` on the receiving side (TRL's
+`vllm_serve` does this). It needs CUDA and is not implemented here; `push_weights` is where it would plug in.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cogrl.rl.rollout import RolloutPool, weights_fingerprint
+
+if TYPE_CHECKING:
+    import torch
+
+PROBE_PROMPT = "Using the numbers [3, 7, 12], create an equation that equals 48."
+PROBE_RESPONSE = (
+    " <think> 7 - 3 = 4. 4 * 12 = 48. That is the target. </think> <answer> (7 - 3) * 12 </answer>"
+)
+"""A fixed continuation whose log-probs show whether a worker's live weights are the learner's."""
+
+
+class SyncError(RuntimeError):
+    """A weight sync finished but the workers do not hold the learner's weights."""
+
+
+class SyncTimeoutError(SyncError, TimeoutError):
+    """A weight sync did not finish within its deadline."""
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    seconds: float
+    probe_logprobs: list[float]
+    """The workers' log-probs of the probe continuation after the sync (worker 0's; all agree)."""
+
+
+def probe_tokens(pool: RolloutPool) -> tuple[list[int], list[int]]:
+    """The probe as (prompt ids, response ids) in the pool's tokenizer; the learner can score the same."""
+    from cogrl.models import load_tokenizer
+
+    tokenizer = load_tokenizer(pool.model_dir)
+    prompt = tokenizer(PROBE_PROMPT, add_special_tokens=True).input_ids
+    response = tokenizer(PROBE_RESPONSE, add_special_tokens=False).input_ids
+    return prompt, response
+
+
+def push_weights(
+    pool: RolloutPool,
+    state_dict: dict[str, torch.Tensor],
+    timeout_s: float | None = None,
+    reference_logprobs: list[float] | None = None,
+    tolerance: float = 1e-3,
+) -> SyncReport:
+    """Send `state_dict` (HF parameter names, CPU tensors) to every worker of `pool` and verify it.
+
+    `timeout_s` defaults to rollout.sync_timeout_s. `reference_logprobs`: the learner's log-probs of
+    `probe_tokens(pool)`; when given, each worker's must match within `tolerance` (absolute, per token)."""
+    import ray
+    from ray.exceptions import GetTimeoutError
+
+    timeout_s = pool.rollout.sync_timeout_s if timeout_s is None else timeout_s
+    started = time.monotonic()
+    prompt, response = probe_tokens(pool)
+    expected = weights_fingerprint(state_dict)
+
+    def remaining() -> float:
+        return max(timeout_s - (time.monotonic() - started), 1e-3)
+
+    def on_every_worker(call: Callable[[Any], Any]) -> dict[int, Any]:
+        return pool._run_all(
+            {rank: lambda r: call(pool.workers[r]) for rank in range(pool.num_workers)}, remaining()
+        )
+
+    try:
+        if pool.last_probe is None:
+            pool.last_probe = on_every_worker(lambda w: w.score.remote([prompt], [response]))[0][0]
+            pool.last_fingerprint = directory_fingerprint(pool.model_dir)
+        pool.weights_ref = ray.put(state_dict)
+        received = on_every_worker(lambda w: w.load_weights.remote(pool.weights_ref))
+        after = on_every_worker(lambda w: w.score.remote([prompt], [response]))
+    except GetTimeoutError as exc:
+        raise SyncTimeoutError(
+            f"weight sync to {pool.num_workers} rollout worker(s) did not finish within {timeout_s:g} s "
+            "(rollout.sync_timeout_s); a worker is hung or busy"
+        ) from exc
+    for rank, fingerprint in sorted(received.items()):
+        if not _same_fingerprint(fingerprint, expected):
+            raise SyncError(f"rollout worker {rank} received different tensors than the learner sent")
+    probes = [after[rank][0] for rank in range(pool.num_workers)]
+    for rank, probe in enumerate(probes[1:], start=1):
+        gap = _max_gap(probe, probes[0])
+        if gap > tolerance:
+            raise SyncError(
+                f"rollout workers 0 and {rank} disagree on the probe after a sync (max gap {gap:.2e})"
+            )
+    if expected != pool.last_fingerprint and probes[0] == pool.last_probe:
+        raise SyncError(
+            "the weights changed but the workers' probe log-probs did not: the sync had no effect"
+        )
+    if reference_logprobs is not None:
+        gap = _max_gap(probes[0], reference_logprobs)
+        if gap > tolerance:
+            raise SyncError(
+                f"rollout workers' probe log-probs differ from the learner's by {gap:.2e} > {tolerance}"
+            )
+    pool.last_probe, pool.last_fingerprint = probes[0], expected
+    return SyncReport(time.monotonic() - started, probes[0])
+
+
+def directory_fingerprint(model_dir: Path) -> tuple[tuple[str, ...], float]:
+    """The fingerprint of the weights a worker starts from (the model directory's safetensors)."""
+    from safetensors.torch import load_file
+
+    state: dict[str, torch.Tensor] = {}
+    for file in sorted(Path(model_dir).glob("*.safetensors")):
+        state.update(load_file(file))
+    return weights_fingerprint(state)
+
+
+def _same_fingerprint(a: tuple[tuple[str, ...], float], b: tuple[tuple[str, ...], float]) -> bool:
+    return tuple(a[0]) == tuple(b[0]) and math.isclose(a[1], b[1], rel_tol=1e-12, abs_tol=0.0)
+
+
+def _max_gap(a: list[float], b: list[float]) -> float:
+    if len(a) != len(b):
+        return math.inf
+    return max((abs(x - y) for x, y in zip(a, b, strict=True)), default=0.0)

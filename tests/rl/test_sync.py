@@ -1,0 +1,88 @@
+"""Weight sync: after a push, a worker's live log-probs equal an HF forward pass with the new weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cogrl.config import RolloutConfig
+from cogrl.models import load_causal_lm
+from cogrl.rl.rollout import RolloutPool
+from cogrl.rl.sync import SyncError, SyncTimeoutError, probe_tokens, push_weights
+
+pytestmark = pytest.mark.slow
+
+
+def perturbed_state(model_dir, scale: float, seed: int) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    """A 'learner update': every weight moved by seeded noise. Returns the HF model holding it, and its state."""
+    model = load_causal_lm(model_dir)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(scale * torch.randn(param.shape, generator=generator))
+    return model, {name: tensor.clone() for name, tensor in model.state_dict().items()}
+
+
+def hf_logprobs(model, prompt: list[int], response: list[int]) -> list[float]:
+    ids = torch.tensor([prompt + response])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0, :-1], dim=-1)
+    return [float(logp[len(prompt) - 1 + k, token]) for k, token in enumerate(response)]
+
+
+def check_sync(pool: RolloutPool, model_dir) -> None:
+    prompt, response = probe_tokens(pool)
+    before = pool.score([prompt], [response])[0][0]
+    model, state = perturbed_state(model_dir, scale=0.05, seed=1)
+    expected = hf_logprobs(model, prompt, response)
+    assert max(abs(a - b) for a, b in zip(before, expected, strict=True)) > 1e-2  # the update is visible
+
+    report = push_weights(pool, state, reference_logprobs=expected)
+    assert max(abs(a - b) for a, b in zip(report.probe_logprobs, expected, strict=True)) < 1e-3
+    # Generation uses the new weights: sampled tokens' log-probs match the new HF model.
+    for g in pool.generate(["Using the numbers [3, 7, 12]", "<think>"], seed=3):
+        got = hf_logprobs(model, list(g.prompt_ids), list(g.response_ids))
+        assert max(abs(a - b) for a, b in zip(g.logprobs, got, strict=True)) < 1e-3
+
+    # A learner that disagrees with what the workers hold is caught.
+    _, other = perturbed_state(model_dir, scale=0.05, seed=2)
+    with pytest.raises(SyncError, match="differ from the learner"):
+        push_weights(pool, other, reference_logprobs=expected)
+
+
+def test_vllm_sync_matches_hf_forward(vllm_pool, tiny_model_dir):
+    check_sync(vllm_pool, tiny_model_dir)
+
+
+def test_hf_sync_matches_hf_forward_and_survives_a_restart(ray_session, tiny_model_dir):
+    pool = RolloutPool(
+        2,
+        "hf",
+        tiny_model_dir,
+        RolloutConfig(max_new_tokens=8, samples_per_prompt=2),
+        seed=0,
+        cpus_per_worker=0.25,
+    )
+    try:
+        check_sync(pool, tiny_model_dir)
+        synced = pool.score(*map(list, zip(probe_tokens(pool), strict=True)))
+        ray_session.kill(pool.workers[1])
+        # The restarted worker comes back on the last pushed weights, not the model directory's.
+        assert pool.score(*map(list, zip(probe_tokens(pool), strict=True))) == synced
+        assert pool.restarts == 1
+    finally:
+        pool.shutdown()
+
+
+def test_sync_timeout_raises(ray_session, tiny_model_dir):
+    pool = RolloutPool(
+        1, "hf", tiny_model_dir, RolloutConfig(max_new_tokens=64), seed=0, cpus_per_worker=0.25
+    )
+    try:
+        _, state = perturbed_state(tiny_model_dir, scale=0.01, seed=4)
+        busy = pool.workers[0].generate.remote(["1 + 2"] * 64, 4, 1.0, 1.0, 64, 0, 0)  # the actor is busy
+        with pytest.raises(SyncTimeoutError, match="did not finish within 0.2 s"):
+            push_weights(pool, state, timeout_s=0.2)
+        del busy  # shutdown() below kills the busy worker
+    finally:
+        pool.shutdown()
