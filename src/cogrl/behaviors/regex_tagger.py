@@ -537,6 +537,10 @@ class RegexTagger:
                 )
         self._compiled = tuple(compiled)
         self._anchors = _AnchorIndex(self._compiled)
+        self._not_word_anchored = frozenset(
+            i for i, c in enumerate(self._compiled) if not c.anchored or c.target_anchors
+        )
+        """Patterns to visit even when the anchor pass found no position for them."""
 
     def tag(
         self, text: str, numbers: Sequence[int | float] | None = None, target: int | float | None = None
@@ -549,8 +553,11 @@ class RegexTagger:
         counts: dict[str, int | None] = {}
         spans: dict[str, list[Span]] = {}
         for behavior in BEHAVIORS:
+            indices = self._by_behavior[behavior]
+            if candidates is not None:  # skip, cheaply, the patterns that cannot match anywhere
+                indices = [i for i in indices if i in candidates or i in self._not_word_anchored]
             try:
-                found = self._scan(self._by_behavior[behavior], candidates, facts)
+                found = self._scan(indices, candidates, facts)
             except TimeoutError:
                 counts[behavior], spans[behavior] = None, []
                 continue
