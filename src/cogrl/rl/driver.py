@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from cogrl.files import InputError
 from cogrl.rl.batch import Experience, Generation
 from cogrl.rl.metrics import eval_metrics, rollout_metrics
 from cogrl.rl.runs import RunDir
+from cogrl.rl.sync import push_weights
 from cogrl.rl.tracking import Tracker
 
 
@@ -61,6 +63,36 @@ def task_hints(task: Task) -> dict[str, Any]:
     return {key: task.data[key] for key in ("numbers", "target") if key in task.data}
 
 
+# Actors load models offline and keep their logs to warnings (progress bars of every load drown the loop's log).
+QUIET_ACTORS = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "VLLM_LOGGING_LEVEL": "WARNING",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def init_ray(recipe: TrainRecipe) -> None:
+    """Join the cluster named by RAY_ADDRESS (SLURM launchers set it) or start a private local one that has a
+    logical CPU for every actor of the recipe, even on a 2-core laptop."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    runtime_env = {"env_vars": QUIET_ACTORS}
+    if address := os.environ.get("RAY_ADDRESS"):
+        ray.init(address=address, runtime_env=runtime_env)
+        return
+    actors = recipe.rollout.num_workers + recipe.trainer.num_learners
+    ray.init(
+        address="local",
+        num_cpus=max(os.cpu_count() or 1, actors),
+        include_dashboard=False,
+        runtime_env=runtime_env,
+    )
+
+
 class Trainer:
     """Owns the roles of one run and steps them. Construct, then call `run()`."""
 
@@ -82,6 +114,7 @@ class Trainer:
         self.tagger = RegexTagger(recipe.behaviors.patterns) if recipe.behaviors.tag_rollouts else None
 
         model_dir = resolve_model(recipe.model, self.env)
+        init_ray(recipe)
         if recipe.warmup is not None:
             model_dir = self._warm_up(model_dir)
         checkpoint = run.last_checkpoint()
@@ -119,15 +152,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ phases
     def generate(self, tasks: Sequence[Task], n: int, seed: int) -> list[Generation]:
-        rollout = self.recipe.rollout
-        return self.pool.generate(
-            [task.prompt for task in tasks],
-            n=n,
-            temperature=rollout.temperature,
-            top_p=rollout.top_p,
-            max_new_tokens=rollout.max_new_tokens,
-            seed=seed,
-        )
+        return self.pool.generate([task.prompt for task in tasks], seed=seed, n=n)
 
     def score(self, tasks: Sequence[Task], generations: Sequence[Generation]) -> list[Score]:
         return [self.env.score(g.text, tasks[g.prompt_index]) for g in generations]
@@ -177,7 +202,7 @@ class Trainer:
         ]
         stats = self.learners.update(experiences)
         lap("update")
-        self.pool.push_weights(self.learners.policy_state(), timeout_s=recipe.rollout.sync_timeout_s)
+        push_weights(self.pool, self.learners.policy_state(), timeout_s=recipe.rollout.sync_timeout_s)
         lap("sync")
 
         generated_tokens = sum(len(g.response_ids) for g in generations)
