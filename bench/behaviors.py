@@ -166,8 +166,8 @@ def format_regex(throughput: dict[str, Any], quality: dict[str, Any]) -> str:
     rates, cpu_rates, f1 = throughput["tags_per_s"], throughput["cpu_tags_per_s"], quality["macro_f1"]
     lines = [
         f"regex tagger vs baselines: {throughput['trajectories']} trajectories of "
-        f"{throughput['mean_chars']:.0f} chars on average, median of {throughput['rounds']} interleaved rounds, "
-        "one process",
+        f"{throughput['mean_chars']:.0f} chars on average, median of {throughput['rounds']} interleaved "
+        "rounds, one process",
         f"  {'tagger':<10} {'tags/s':>9} {'CPU tags/s':>11} {'x v1-before':>12} {'x keywords':>11}   "
         "macro-F1 all / dev / held-out",
     ]
@@ -181,7 +181,8 @@ def format_regex(throughput: dict[str, Any], quality: dict[str, Any]) -> str:
     lines.append(
         f"  regex:v1 tags identical to v1-before: {'yes' if same else 'NO'} "
         f"({throughput['v1_tags_differ']} of {throughput['trajectories']} trajectories and "
-        f"{quality['v1_tags_differ']} of {quality['rows']} eval rows differ; {quality['heldout_rows']} rows held out)"
+        f"{quality['v1_tags_differ']} of {quality['rows']} eval rows differ; "
+        f"{quality['heldout_rows']} rows held out)"
     )
     return "\n".join(lines)
 

@@ -1,8 +1,8 @@
 """The regex behavior tagger: fast, deterministic, span-level counts of the four behaviors.
 
 Patterns live in versioned YAML pattern sets (``cogrl/behaviors/patterns/v2.yaml``, the default, extends
-``v1.yaml``; format in docs/behaviors.md). On top of plain regexes the tagger understands Countdown arithmetic through these
-conventions:
+``v1.yaml``; format in docs/behaviors.md). On top of plain regexes the tagger understands Countdown
+arithmetic through these conventions:
 
 * a named group ``target`` must equal the problem's target (the match is dropped when the target is unknown);
   ``cmp`` must equal the target when it is known and may be any number otherwise; ``other`` must *differ*
@@ -279,8 +279,8 @@ class RegexTagger:
     (the target is inferred from the text when missing; ``numbers`` keeps a given number from being read as
     the target). ``pattern_set`` is a built-in name, a YAML path (``behaviors.patterns`` of a recipe) or a
     loaded ``PatternSet``; ``max_chars`` caps the characters scanned; ``timeout_s`` is the time one behavior's
-    scan may take (all its regex calls together) before its count becomes ``None``. Compiling takes a few
-    milliseconds: build one tagger per process and reuse it.
+    scan may take (all its regex calls together) before its count becomes ``None``. Compiling takes a
+    fraction of a second: build one tagger per process and reuse it.
     """
 
     def __init__(
@@ -413,8 +413,9 @@ def _match_at(
     """The same as ``_search_all`` when every match starts at one of ``positions`` (ascending).
 
     The time budget is checked after the pattern's calls, not inside one: passing ``timeout`` to ``regex``
-    costs about 0.7 us per call, more than a typical anchored match. A match at one position of a pattern with bounded
-    quantifiers is short; a pattern that can backtrack catastrophically must not declare anchors."""
+    costs about 0.7 us per call, more than a typical anchored match. A match at one position of a pattern
+    with bounded quantifiers is short; a pattern that can backtrack catastrophically must not declare
+    anchors."""
     out = []
     pos = 0
     match_at = compiled.regex.match
