@@ -81,3 +81,20 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     result = cogrl("prime", "sft", str(tmp_path / "missing.yaml"))
     assert result.returncode == 2 and "cannot read recipe" in result.stderr
+
+
+def test_build_from_an_llm_endpoint(tmp_path, monkeypatch):
+    from test_llm_source import SECRET, CannedServer
+
+    out = tmp_path / "llm"
+    monkeypatch.setenv("COGRL_LLM_API_KEY", SECRET)
+    with CannedServer() as server:
+        result = cogrl(
+            "prime", "build", "--condition", "backtracking_only", "--source", "llm", "--endpoint", server.url,
+            "--n", "4", "--n-val", "1", "--concurrency", "2", "--out", str(out),
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stderr + result.stdout
+    meta = json.loads((out / "priming.json").read_text())
+    assert meta["source"] == "llm" and meta["model"] == "canned-writer" and meta["rejections"]
+    assert datasets.load_from_disk(str(out))["train"].num_rows == 4
