@@ -283,6 +283,8 @@ def rollout_overhead(
     """Tokens/s of one Ray-wrapped vLLM rollout worker (`RolloutPool`, one actor) vs `vllm.LLM.generate`
     called directly in this process: same model, prompts, sampling and lengths, both engines alive at once."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    # Ray starts a 1-CPU actor with OMP_NUM_THREADS=1; the direct engine gets the same (set before torch loads).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from vllm import LLM, SamplingParams
 
     from cogrl.config import RolloutConfig

@@ -39,7 +39,7 @@ ENGINE_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
 }
 """Environment of every rollout worker. In-process vLLM engine core: weight sync hands tensors straight to the
-model (`collective_rpc("reload_weights", ...)` with in-memory tensors needs it; see docs/rl.md)."""
+model (`collective_rpc("reload_weights", ...)` with in-memory tensors needs it; see `cogrl.rl.sync`)."""
 
 
 def sample_seed(seed: int, prompt_index: int, sample_index: int) -> int:
