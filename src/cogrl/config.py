@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cogrl.files import InputError
 
@@ -206,6 +206,92 @@ class BehaviorTaggingConfig(StrictModel):
     """Tag every rollout with the regex tagger in-line (costs well under 1% of a step)."""
     patterns: str | None = None
     """Path of a YAML pattern set that extends or replaces the built-in one (docs/behaviors.md)."""
+
+
+class EndpointConfig(StrictModel):
+    """How to reach an OpenAI-compatible server (local vLLM, a cluster server, a hosted API) and how hard to
+    push it; read by `cogrl.llm_client.LLMClient`. Built from command-line flags rather than a recipe, so a
+    bad value raises `InputError` (naming the knob) at construction."""
+
+    endpoint: str
+    """Base URL of the server, with or without the trailing `/v1` (`http://127.0.0.1:8000`,
+    `https://api.openai.com/v1`)."""
+    model: str | None = None
+    """Model name sent with every request; None asks the server's `/v1/models` (a vLLM server serves one)."""
+    api: Literal["chat", "completions"] = "chat"
+    """`chat` posts messages to `/v1/chat/completions` (instruct models); `completions` posts the messages'
+    texts, joined by blank lines, to `/v1/completions` (base models)."""
+    api_key_variables: tuple[str, ...] = ("OPENAI_API_KEY",)
+    """Environment variables searched, in order, for the API key (sent as a bearer token). The key itself
+    is never a knob: it comes from the environment only and never reaches logs or outputs."""
+    concurrency: int = Field(8, ge=1)
+    """Requests in flight at once (an asyncio semaphore; also the HTTP connection limit)."""
+    timeout_s: float = Field(60.0, gt=0)
+    """Total time allowed for one request attempt (connect, wait, read); a hang past it is retried."""
+    max_retries: int = Field(5, ge=0)
+    """Retries after a 408, 429, 5xx, connection error, timeout or unreadable body; then the request fails."""
+    backoff_s: float = Field(0.5, ge=0)
+    """First backoff; attempt k waits uniform(0, min(backoff_cap_s, backoff_s * 2**k)) ("full jitter",
+    Brooker, 2015, AWS Architecture Blog); a server's `Retry-After` is honoured up to the cap."""
+    backoff_cap_s: float = Field(30.0, ge=0)
+    """Longest wait between two attempts."""
+    max_tokens: int = Field(256, ge=1)
+    """Reply length cap sent with each request."""
+    temperature: float = Field(0.0, ge=0.0)
+    """Sampling temperature sent with each request (0: greedy)."""
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise InputError(describe_validation_error(exc, type(self))) from None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, endpoint: str) -> str:
+        if not endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL, got {endpoint!r}")
+        return endpoint
+
+    @property
+    def base_url(self) -> str:
+        """The endpoint without a trailing `/` or `/v1` (request paths start with `/v1/`)."""
+        url = self.endpoint.rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+class JudgeConfig(EndpointConfig):
+    """The LLM behavior judge (`cogrl.behaviors.judge`): an endpoint plus how the work is cut up. The paper
+    (Gandhi et al., 2025) used gpt-4o-mini with one rubric prompt per behavior."""
+
+    api_key_variables: tuple[str, ...] = ("COGRL_JUDGE_API_KEY", "OPENAI_API_KEY")
+    """A judge-specific key first, so the judge and the priming writer may use different accounts."""
+    batch_size: int = Field(256, ge=1)
+    """Requests scheduled together; bounds the number of pending coroutines for very large inputs."""
+    max_text_chars: int = Field(12_000, ge=1)
+    """Responses longer than this are cut (keeping the start) before judging, to bound the cost."""
+
+
+class LLMSourceConfig(EndpointConfig):
+    """The LLM writer of priming traces (`cogrl.priming.llm`); the paper used Claude-3.5-Sonnet. Its defaults
+    differ from the judge's where writing differs from judging: long, sampled replies."""
+
+    api_key_variables: tuple[str, ...] = ("COGRL_LLM_API_KEY", "OPENAI_API_KEY")
+    """A writer-specific key first, so the writer and the judge may use different accounts."""
+    timeout_s: float = Field(120.0, gt=0)
+    """A 1,024-token trace takes longer than a short judgment."""
+    max_retries: int = Field(4, ge=0)
+    """Fewer than the judge: a failed request only costs one candidate row, which is oversampled anyway."""
+    backoff_cap_s: float = Field(20.0, ge=0)
+    """Longest wait between two attempts."""
+    max_tokens: int = Field(1024, ge=1)
+    """Room for a full worked solution (the RL response cap is also 1,024 tokens)."""
+    temperature: float = Field(1.0, ge=0.0)
+    """Sampled, so that traces for similar tasks differ."""
+    max_requests: int | None = Field(None, ge=1)
+    """Stop after this many requests even if the set is short (default: 5 per row wanted)."""
+    oversample: float = Field(1.5, gt=0)
+    """Each round asks for this many times the rows still missing (replies get rejected)."""
 
 
 class LoggingConfig(StrictModel):

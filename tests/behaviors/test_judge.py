@@ -12,8 +12,6 @@ from cogrl.behaviors.judge import (
     MAX_COUNT,
     RUBRICS,
     JudgeCache,
-    JudgeConfig,
-    JudgeError,
     LLMJudge,
     Trajectory,
     parse_count,
@@ -21,6 +19,8 @@ from cogrl.behaviors.judge import (
     subject_text,
 )
 from cogrl.behaviors.types import BEHAVIORS
+from cogrl.config import JudgeConfig
+from cogrl.llm_client import EndpointError
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def test_a_rejected_request_is_unknown_and_asked_again_next_time(tmp_path) -> No
 
 
 def test_a_rejected_key_stops_the_job(tmp_path) -> None:
-    with FakeOpenAIServer(always("401")) as server, pytest.raises(JudgeError, match="401"):
+    with FakeOpenAIServer(always("401")) as server, pytest.raises(EndpointError, match="401"):
         LLMJudge(_config(server, model="m")).tag_many([Trajectory("t")])
 
 

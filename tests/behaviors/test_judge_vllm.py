@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from cogrl.behaviors.judge import JudgeCache, JudgeConfig, LLMJudge, Trajectory
+from cogrl.behaviors.judge import JudgeCache, LLMJudge, Trajectory
 from cogrl.behaviors.judge_server import local_vllm_server
 from cogrl.behaviors.types import BEHAVIORS
 from cogrl.cli import main
-from cogrl.config import ModelConfig
+from cogrl.config import JudgeConfig, ModelConfig
 from cogrl.models import resolve_model
 
 pytestmark = pytest.mark.slow

@@ -1,21 +1,20 @@
-"""The LLM-written source against a real HTTP server on 127.0.0.1 that returns canned traces."""
+"""The LLM-written source against the shared fake OpenAI server (tests/servers) returning canned traces."""
 
 from __future__ import annotations
 
-import json
 import random
 import re
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from servers.fake_openai import ScriptedOpenAIServer
 
+from cogrl.config import LLMSourceConfig
 from cogrl.envs import make_env
 from cogrl.files import InputError
 from cogrl.priming.conditions import get_condition
 from cogrl.priming.dataset import save_priming_set
-from cogrl.priming.llm import LLMSourceConfig, build_llm, parse_reply, system_prompt
+from cogrl.priming.llm import build_llm, parse_reply, system_prompt
 from cogrl_countdown.traces import write_countdown_trace
 
 SECRET = "sk-test-secret-123"
@@ -34,74 +33,35 @@ def canned_reply(kind: str, numbers: list[int], target: int, rng: random.Random)
     return f"<think>\n{trace.thought}\n</think>\n<answer>{trace.answer}</answer>"
 
 
-class CannedServer:
+class CannedServer(ScriptedOpenAIServer):
     """Request k gets kind KINDS[k % 5]; "flaky" fails with 500 once and then answers like "good"."""
 
     KINDS = ("good", "unwanted", "unreadable", "wrong", "flaky")
 
     def __init__(self) -> None:
-        self.requests = 0
         self.kinds: Counter[str] = Counter()
-        self.authorizations: set[str | None] = set()
-        self.system_prompts: set[str] = set()
+        self._new_requests = 0
         self._flaky_seen: set[str] = set()
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
+        super().__init__(self._answer, model="canned-writer")
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+    def system_prompts(self) -> set[str]:
+        return {body["messages"][0]["content"] for body in self.bodies}
 
-    def __enter__(self) -> CannedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                body = json.dumps({"data": [{"id": "canned-writer"}]}).encode()
-                self._send(200 if self.path == "/v1/models" else 404, body)
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
-                numbers = [int(x) for x in re.search(r"\[([\d, ]+)\]", user).group(1).split(",")]
-                target = int(re.search(r"Target: (\d+)", user).group(1))
-                with server._lock:
-                    server.authorizations.add(self.headers.get("Authorization"))
-                    server.system_prompts.add(system)
-                    if user in server._flaky_seen:
-                        kind = "good"
-                    else:
-                        kind = server.KINDS[server.requests % len(server.KINDS)]
-                        server.requests += 1
-                    server.kinds[kind] += 1
-                    if kind == "flaky":
-                        server._flaky_seen.add(user)
-                        self._send(500, b'{"error": "busy"}')
-                        return
-                reply = canned_reply(kind, numbers, target, random.Random(user))
-                self._send(200, json.dumps({"choices": [{"message": {"content": reply}}]}).encode())
-
-            def _send(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        return Handler
+    def _answer(self, user: str, attempt: int) -> str:
+        """Runs under the server's lock, in arrival order; ``user`` is the task's prompt."""
+        if user in self._flaky_seen:
+            kind = "good"
+        else:
+            kind = self.KINDS[self._new_requests % len(self.KINDS)]
+            self._new_requests += 1
+        self.kinds[kind] += 1
+        if kind == "flaky":
+            self._flaky_seen.add(user)
+            return "500"
+        numbers = [int(x) for x in re.search(r"\[([\d, ]+)\]", user).group(1).split(",")]
+        target = int(re.search(r"Target: (\d+)", user).group(1))
+        return "reply:" + canned_reply(kind, numbers, target, random.Random(user))
 
 
 @pytest.fixture()

@@ -4,35 +4,28 @@ The paper (Gandhi et al., 2025) asked gpt-4o-mini, with one rubric prompt per be
 instances in one response, and silently counted an unreadable reply as 0. Here an unreadable reply is
 *unknown* (``None``), every finished judgment is written to an on-disk cache the moment it arrives (so a
 killed job resumes without paying twice), and transient server faults are retried with jittered
-exponential backoff. The endpoint can be a local vLLM server, a cluster server or a hosted API; the API key
-comes from the environment only (``COGRL_JUDGE_API_KEY``, else ``OPENAI_API_KEY``) and is never logged,
-cached or written out.
+exponential backoff (by the lab's one OpenAI-compatible client, `cogrl.llm_client`). The endpoint can be a
+local vLLM server, a cluster server or a hosted API (`cogrl.config.JudgeConfig`); the API key comes from the
+environment only (``COGRL_JUDGE_API_KEY``, else ``OPENAI_API_KEY``) and is never logged, cached or written
+out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import logging
-import os
-import random
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
-import httpx
 import regex
 
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
-
-log = logging.getLogger(__name__)
-
-API_KEY_VARIABLES = ("COGRL_JUDGE_API_KEY", "OPENAI_API_KEY")
+from cogrl.config import JudgeConfig
+from cogrl.llm_client import ClientStats, LLMClient
 
 RUBRIC_VERSION = "v1"
 """Part of every cache key: change it whenever a rubric's wording changes, so old judgments are not reused."""
@@ -42,9 +35,6 @@ MAX_COUNT = 200
 
 MAX_REPLY_CHARS = 20_000
 """Only this much of a reply is parsed (the request also caps it with ``max_tokens``)."""
-
-MAX_BODY_BYTES = 1_000_000
-"""A response body larger than this is abandoned mid-read: a misbehaving server cannot exhaust memory."""
 
 SYSTEM_PROMPT = (
     "You annotate reasoning traces. You are given the definition of one reasoning behavior and one response "
@@ -127,53 +117,8 @@ def parse_count(reply: str) -> int | None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Configuration and inputs
+# Inputs
 # ----------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class JudgeConfig:
-    """How to reach the judge and how hard to push it."""
-
-    endpoint: str
-    """Base URL of an OpenAI-compatible server, with or without the trailing ``/v1``
-    (``http://127.0.0.1:8000``, ``https://api.openai.com/v1``)."""
-    model: str | None = None
-    """Model name sent with every request; ``None`` asks the server's ``/v1/models`` (a vLLM server serves
-    one). The paper used gpt-4o-mini."""
-    api: Literal["chat", "completions"] = "chat"
-    """``chat`` uses ``/v1/chat/completions`` (instruct models); ``completions`` uses ``/v1/completions``
-    with the rubric as plain text (base models)."""
-    concurrency: int = 8
-    """Requests in flight at once (an asyncio semaphore)."""
-    batch_size: int = 256
-    """Requests scheduled together; bounds the number of pending coroutines for very large inputs."""
-    timeout_s: float = 60.0
-    """Total time allowed for one request attempt (connect, wait, read); a hang past it is retried."""
-    max_retries: int = 5
-    """Retries after a 429, a 5xx, a connection error, a timeout or an unreadable body; then unknown."""
-    backoff_s: float = 0.5
-    """First backoff; attempt k waits uniform(0, min(backoff_cap_s, backoff_s * 2**k)) ("full jitter")."""
-    backoff_cap_s: float = 30.0
-    max_tokens: int = 256
-    """Reply length cap sent with each request (room for a short justification and the COUNT line)."""
-    temperature: float = 0.0
-    """Greedy by default, so that a cached judgment is the one a rerun would get."""
-    max_text_chars: int = 12_000
-    """Responses longer than this are cut (keeping the start) before judging, to bound the cost."""
-
-    def __post_init__(self) -> None:
-        if not self.endpoint.startswith(("http://", "https://")):
-            raise ValueError(f"judge endpoint must be an http(s) URL, got {self.endpoint!r}")
-        if self.concurrency < 1 or self.batch_size < 1 or self.max_retries < 0:
-            raise ValueError("judge concurrency and batch_size must be >= 1, max_retries >= 0")
-        if self.api not in ("chat", "completions"):
-            raise ValueError(f"judge api must be 'chat' or 'completions', got {self.api!r}")
-
-    @property
-    def base_url(self) -> str:
-        url = self.endpoint.rstrip("/")
-        return url[: -len("/v1")] if url.endswith("/v1") else url
-
-
 @dataclass(frozen=True)
 class Trajectory:
     """One response to judge, with its problem when known (shown to the judge for context)."""
@@ -200,13 +145,6 @@ def rubric_prompt(behavior: str, subject: str) -> str:
         f"{RUBRICS[behavior]}\n\n{subject}\n\n"
         f"How many distinct instances of {name} does the response contain? End with the line COUNT: <n>."
     )
-
-
-def api_key_from_env() -> str | None:
-    for name in API_KEY_VARIABLES:
-        if value := os.environ.get(name):
-            return value
-    return None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -261,27 +199,14 @@ class JudgeCache:
 # ----------------------------------------------------------------------------------------------------------
 # The judge
 # ----------------------------------------------------------------------------------------------------------
-class JudgeError(RuntimeError):
-    """A fault no retry can fix (bad URL, model or key): the whole job stops with this message."""
-
-
-class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
-
-
 @dataclass
-class JudgeStats:
-    """What one tagging run cost: requests sent (retries included), cache hits, unknown and failed judgments."""
+class JudgeStats(ClientStats):
+    """What one tagging run cost: the client's requests, retries and failures, plus cache hits, finished
+    judgments and the replies among them without a readable count."""
 
-    requests: int = 0
-    retries: int = 0
     cache_hits: int = 0
     judged: int = 0
     unparsable: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 class LLMJudge:
@@ -292,7 +217,6 @@ class LLMJudge:
         self.cache = cache
         self.model = config.model
         self.stats = JudgeStats()
-        self._api_key = api_key_from_env()
 
     def tag(self, text: str, numbers: Sequence[int] | None = None, target: int | None = None) -> BehaviorTags:
         return self.tag_many([Trajectory(text, numbers, target)])[0]
@@ -305,13 +229,13 @@ class LLMJudge:
     async def atag_many(
         self, items: Sequence[Trajectory], on_progress: Callable[[int], None] | None = None
     ) -> list[BehaviorTags]:
-        """Judge every (item, behavior) pair not already cached; ``on_progress(n)`` reports finished pairs."""
+        """Judge every (item, behavior) pair not already cached; ``on_progress(n)`` reports finished pairs.
+
+        Raises `EndpointError` when the server rejects the URL, model or key."""
         advance = on_progress or (lambda n: None)
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        limits = httpx.Limits(max_connections=self.config.concurrency)
-        async with httpx.AsyncClient(base_url=self.config.base_url, headers=headers, limits=limits) as client:
-            if self.model is None:
-                self.model = await self._served_model(client)
+        config = self.config.model_copy(update={"model": self.model})
+        async with LLMClient(config, "judge", self.stats) as client:
+            self.model = client.model
             subjects = [subject_text(item, self.config.max_text_chars) for item in items]
             keys = [self._keys(subject) for subject in subjects]
             # Each distinct (behavior, text) is judged once, however often it occurs in ``items``;
@@ -323,18 +247,23 @@ class LLMJudge:
             results = self.cache.get_many(occurrence) if self.cache is not None else {}
             self.stats.cache_hits += len(results)
             advance(sum(uses[key] for key in results))
-            semaphore = asyncio.Semaphore(self.config.concurrency)
 
             async def judge_one(key: CacheKey) -> None:
                 behavior, i = occurrence[key]
-                async with semaphore:
-                    judged = await self._judge(client, rubric_prompt(behavior, subjects[i]))
-                if judged is None:  # failed: unknown for now, not cached, so a rerun asks again
+                messages = [
+                    {"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": rubric_prompt(behavior, subjects[i])},
+                ]
+                reply = await client.complete(messages)
+                if reply is None:  # failed: unknown for now, not cached, so a rerun asks again
                     results[key] = None
                 else:
-                    results[key] = judged[0]
+                    results[key] = count = parse_count(reply)
+                    self.stats.judged += 1
+                    if count is None:
+                        self.stats.unparsable += 1
                     if self.cache is not None:
-                        self.cache.put(key, *judged)
+                        self.cache.put(key, count, reply[:MAX_REPLY_CHARS])
                 advance(uses[key])
 
             pending = [key for key in occurrence if key not in results]
@@ -349,101 +278,3 @@ class LLMJudge:
         """Per behavior, the cache key of judging ``subject`` with that behavior's rubric."""
         digest = hashlib.sha256(subject.encode()).hexdigest()
         return {b: (self.model, RUBRIC_VERSION, b, digest) for b in BEHAVIORS}
-
-    async def _served_model(self, client: httpx.AsyncClient) -> str:
-        try:
-            response = await client.get("/v1/models", timeout=self.config.timeout_s)
-            response.raise_for_status()
-            return response.json()["data"][0]["id"]
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
-            raise JudgeError(
-                f"could not read the model name from {self.config.base_url}/v1/models "
-                f"({self._redact(str(exc))}); pass the model explicitly"
-            ) from None
-
-    async def _judge(self, client: httpx.AsyncClient, prompt: str) -> tuple[int | None, str] | None:
-        """One judgment: (count or None if unreadable, reply), or None when every attempt failed."""
-        for attempt in range(self.config.max_retries + 1):
-            try:
-                async with asyncio.timeout(self.config.timeout_s):
-                    reply = await self._request(client, prompt)
-            except (_Retryable, httpx.RequestError, TimeoutError) as exc:
-                reason = str(exc) or type(exc).__name__
-                if attempt == self.config.max_retries:
-                    self.stats.failed += 1
-                    self._note(f"judge request failed after {attempt + 1} attempts: {reason}")
-                    return None
-                delay = random.uniform(0, min(self.config.backoff_cap_s, self.config.backoff_s * 2**attempt))
-                if isinstance(exc, _Retryable) and exc.retry_after is not None:
-                    delay = min(self.config.backoff_cap_s, max(delay, exc.retry_after))
-                self.stats.retries += 1
-                log.warning(
-                    "judge: %s; retry %d/%d in %.2fs", reason, attempt + 1, self.config.max_retries, delay
-                )
-                await asyncio.sleep(delay)
-                continue
-            if reply is None:  # a client error particular to this request (e.g. the prompt is too long)
-                return None
-            count = parse_count(reply)
-            self.stats.judged += 1
-            if count is None:
-                self.stats.unparsable += 1
-            return count, self._redact(reply[:MAX_REPLY_CHARS])
-        raise AssertionError("unreachable")
-
-    async def _request(self, client: httpx.AsyncClient, prompt: str) -> str | None:
-        """Send one request; return the reply text, None for a per-request client error, or raise."""
-        if self.config.api == "chat":
-            path = "/v1/chat/completions"
-            payload: dict[str, Any] = {
-                "messages": [
-                    {"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": prompt},
-                ]
-            }
-        else:
-            path = "/v1/completions"
-            payload = {"prompt": f"{SYSTEM_PROMPT}\n\n{prompt}\n\n"}
-        payload.update(
-            model=self.model, max_tokens=self.config.max_tokens, temperature=self.config.temperature
-        )
-        self.stats.requests += 1
-        async with client.stream("POST", path, json=payload, timeout=self.config.timeout_s) as response:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    raise _Retryable(f"response body from {path} exceeds {MAX_BODY_BYTES} bytes")
-        status = response.status_code
-        if status == 429 or status == 408 or status >= 500:
-            raise _Retryable(f"HTTP {status} from {path}", _retry_after(response.headers.get("retry-after")))
-        text = body.decode("utf-8", errors="replace")
-        if status in (401, 403, 404):
-            raise JudgeError(f"judge endpoint answered HTTP {status} for {path}: {self._redact(text[:300])}")
-        if status >= 400:
-            self.stats.failed += 1
-            self._note(f"judge request rejected with HTTP {status} for {path}: {self._redact(text[:300])}")
-            return None
-        try:
-            choice = json.loads(text)["choices"][0]
-            reply = choice["message"]["content"] if self.config.api == "chat" else choice["text"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise _Retryable(f"unreadable response body from {path}: {self._redact(text[:100])!r}") from None
-        if not isinstance(reply, str):
-            raise _Retryable(f"response from {path} has no text content")
-        return reply
-
-    def _note(self, message: str) -> None:
-        log.warning("%s", message)
-        if len(self.stats.errors) < 20:
-            self.stats.errors.append(message)
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

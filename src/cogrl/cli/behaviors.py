@@ -22,8 +22,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cogrl.behaviors.agreement import agreement_report, write_agreement
-from cogrl.behaviors.judge import JudgeCache, JudgeConfig, JudgeError, LLMJudge, Trajectory
+from cogrl.behaviors.judge import JudgeCache, LLMJudge, Trajectory
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
+from cogrl.config import JudgeConfig
 from cogrl.files import InputError, dumps, read_jsonl
 
 if TYPE_CHECKING:
@@ -99,17 +100,14 @@ def tag(
         tagger = _regex_tagger(patterns)
         for record, item in zip(records, items, strict=True):
             _emit(record, tagger.tag(item.text, item.numbers, item.target))
-    else:
-        try:
-            if method is Method.llm:
-                with _progress(len(items) * len(BEHAVIORS)) as advance:
-                    tags = judge.tag_many(items, advance)
-                for record, item_tags in zip(records, tags, strict=True):
-                    _emit(record, item_tags)
-            else:
-                _tag_hybrid(records, items, judge, patterns, sample_fraction, seed)
-        except JudgeError as exc:
-            raise InputError(str(exc)) from None
+    else:  # a wrong URL, model or key raises EndpointError, an InputError: the CLI exits 2 with it
+        if method is Method.llm:
+            with _progress(len(items) * len(BEHAVIORS)) as advance:
+                tags = judge.tag_many(items, advance)
+            for record, item_tags in zip(records, tags, strict=True):
+                _emit(record, item_tags)
+        else:
+            _tag_hybrid(records, items, judge, patterns, sample_fraction, seed)
         _print_judge_summary(judge)
     if bad:
         raise InputError(f"{file}: {bad} malformed line(s) skipped (listed above)")
@@ -126,17 +124,14 @@ def _judge(
 ) -> LLMJudge:
     if endpoint is None:
         raise InputError("--endpoint is required for --method llm and --method hybrid")
-    try:
-        config = JudgeConfig(
-            endpoint=endpoint,
-            model=model,
-            api=api.value,
-            concurrency=concurrency,
-            timeout_s=timeout,
-            max_retries=max_retries,
-        )
-    except ValueError as exc:
-        raise InputError(f"--endpoint: {exc}") from None
+    config = JudgeConfig(  # a bad value raises InputError naming the knob (endpoint: must be an http(s) URL)
+        endpoint=endpoint,
+        model=model,
+        api=api.value,
+        concurrency=concurrency,
+        timeout_s=timeout,
+        max_retries=max_retries,
+    )
     return LLMJudge(config, JudgeCache(cache))
 
 

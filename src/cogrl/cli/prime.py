@@ -105,7 +105,8 @@ def build(
         with stderr.status(f"writing {n + n_val} {chosen.name} traces ..."):
             dataset = build_synthetic(env, chosen, n, n_val, seed=seed, tokenizer=tok)
     else:
-        from cogrl.priming.llm import LLMSourceConfig, build_llm
+        from cogrl.config import LLMSourceConfig
+        from cogrl.priming.llm import build_llm
 
         if endpoint is None:
             raise InputError("--source llm needs --endpoint (an OpenAI-compatible server)")

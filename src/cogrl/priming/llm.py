@@ -6,36 +6,33 @@ condition gets one too), every reply is parsed for its thought and answer, score
 tagged by the regex behavior tagger; a reply is kept only when its answer is as right or wrong as the
 condition asks and its behaviors are exactly the condition's. Rejections are counted by reason.
 
-The client is deliberately small (httpx, an asyncio semaphore, jittered retries on 429/5xx/transport
-faults). The behavior judge's client (`cogrl.behaviors.judge`) is specialised to rubric prompts and count
-replies, so it is not reused. The API key comes from the environment only (``COGRL_LLM_API_KEY``, else
-``OPENAI_API_KEY``) and never reaches logs or outputs.
+Requests go through the lab's one OpenAI-compatible client (`cogrl.llm_client`: bounded concurrency, jittered
+retries), configured by `cogrl.config.LLMSourceConfig`. The API key comes from the environment only
+(``COGRL_LLM_API_KEY``, else ``OPENAI_API_KEY``) and never reaches logs or outputs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import regex
 
 from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.behaviors.types import BEHAVIORS
+from cogrl.config import LLMSourceConfig
 from cogrl.envs import Environment, Task, Trace
 from cogrl.files import InputError
+from cogrl.llm_client import LLMClient
 from cogrl.priming.conditions import Condition
 from cogrl.priming.dataset import make_row, priming_tasks, to_dataset_dict
 
 if TYPE_CHECKING:
     import datasets
 
-API_KEY_VARIABLES = ("COGRL_LLM_API_KEY", "OPENAI_API_KEY")
 MAX_REPLY_CHARS = 20_000
 """Replies are cut to this many characters before parsing (bounded work on model output)."""
 
@@ -99,97 +96,12 @@ def parse_reply(reply: str) -> tuple[str, str] | None:
     return think.group(1).strip(), answers[-1].strip()
 
 
-@dataclass(frozen=True)
-class LLMSourceConfig:
-    """How to reach the writer model and how hard to push it."""
-
-    endpoint: str
-    """Base URL of an OpenAI-compatible server, with or without ``/v1``."""
-    model: str | None = None
-    """Model name; None asks ``/v1/models`` (a vLLM server serves one)."""
-    concurrency: int = 8
-    timeout_s: float = 120.0
-    max_retries: int = 4
-    backoff_s: float = 0.5
-    backoff_cap_s: float = 20.0
-    temperature: float = 1.0
-    max_tokens: int = 1024
-    max_requests: int | None = None
-    """Stop after this many requests even if the set is short (default: 5 per row wanted)."""
-    oversample: float = 1.5
-    """Each round asks for this many times the rows still missing (replies get rejected)."""
-
-    def __post_init__(self) -> None:
-        if not self.endpoint.startswith(("http://", "https://")):
-            raise InputError(f"--endpoint must be an http(s) URL, got {self.endpoint!r}")
-
-    @property
-    def base_url(self) -> str:
-        url = self.endpoint.rstrip("/")
-        return url[: -len("/v1")] if url.endswith("/v1") else url
-
-
 @dataclass
 class LLMReport:
     model: str = ""
     requests: int = 0
     accepted: int = 0
     rejections: Counter = field(default_factory=Counter)
-
-
-def api_key() -> str | None:
-    for name in API_KEY_VARIABLES:
-        if os.environ.get(name):
-            return os.environ[name]
-    return None
-
-
-async def _chat(
-    client: httpx.AsyncClient, config: LLMSourceConfig, model: str, messages: list[dict]
-) -> str | None:
-    """One chat completion, retried on 429/5xx/transport faults/unreadable bodies; None when it never came.
-
-    401/403/404 mean the endpoint, key or model is wrong for every request: they stop the build."""
-    payload = {
-        "model": model,
-        "messages": messages,
-        "temperature": config.temperature,
-        "max_tokens": config.max_tokens,
-    }
-    for attempt in range(config.max_retries + 1):
-        if attempt:
-            await asyncio.sleep(random.uniform(0, min(config.backoff_cap_s, config.backoff_s * 2**attempt)))
-        try:
-            response = await client.post("/v1/chat/completions", json=payload, timeout=config.timeout_s)
-        except httpx.TransportError:
-            continue
-        status = response.status_code
-        if status in (401, 403, 404):
-            raise InputError(
-                f"{config.base_url}: HTTP {status} for /v1/chat/completions (check endpoint/model/key)"
-            )
-        if status == 429 or status >= 500:
-            continue
-        if status >= 400:
-            return None
-        try:
-            content = response.json()["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            continue
-        if isinstance(content, str):
-            return content
-    return None
-
-
-async def _served_model(client: httpx.AsyncClient, config: LLMSourceConfig) -> str:
-    try:
-        response = await client.get("/v1/models", timeout=config.timeout_s)
-        response.raise_for_status()
-        return response.json()["data"][0]["id"]
-    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise InputError(
-            f"{config.base_url}/v1/models did not name a model ({type(exc).__name__}); pass --model"
-        ) from None
 
 
 def judge_reply(
@@ -271,22 +183,16 @@ async def _collect(
     report: LLMReport,
     log: Callable[[str], None],
 ) -> list[dict]:
-    key = api_key()
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
     max_requests = config.max_requests or 5 * wanted
     system = system_prompt(condition)
     rows: list[dict] = []
     next_task = 0
-    semaphore = asyncio.Semaphore(config.concurrency)
-    limits = httpx.Limits(max_connections=config.concurrency)
-    async with httpx.AsyncClient(base_url=config.base_url, headers=headers, limits=limits) as client:
-        model = config.model or await _served_model(client, config)
-        report.model = model
+    async with LLMClient(config, "priming llm") as client:
+        model = report.model = client.model
 
         async def one(task: Task) -> tuple[Task, str | None]:
             messages = [{"role": "system", "content": system}, {"role": "user", "content": user_prompt(task)}]
-            async with semaphore:
-                return task, await _chat(client, config, model, messages)
+            return task, await client.complete(messages)
 
         while len(rows) < wanted and report.requests < max_requests and next_task < len(tasks):
             size = min(
