@@ -150,8 +150,6 @@ class AlgorithmConfig(StrictModel):
     """Entropy bonus weight (paper: 0.001)."""
     value_clip: float = Field(0.5, ge=0.0)
     """PPO value clipping range around the old values (veRL default 0.5)."""
-    value_coef: float = Field(0.5, ge=0.0)
-    """Weight of the critic loss when the critic shares the optimizer step."""
     whiten_advantages: bool = True
     """GAE only: normalise advantages over the batch (veRL's PPO does)."""
     ppo_epochs: int = Field(1, ge=1)
