@@ -57,7 +57,7 @@ def test_sample_seed_depends_on_every_part():
 
 @pytest.fixture(scope="module")
 def hf_worker(tiny_model_dir):
-    return RolloutWorker("hf", tiny_model_dir, RolloutConfig(max_new_tokens=16), seed=0, cpus_per_worker=0.25)
+    return RolloutWorker("hf", tiny_model_dir, RolloutConfig(max_new_tokens=16), seed=0)
 
 
 @pytest.mark.slow
@@ -82,11 +82,11 @@ def test_hf_backend_reports_raw_policy_logprobs_at_any_temperature(hf_worker, ti
 
 @pytest.mark.slow
 def test_hf_backend_stops_at_stop_strings(tiny_model_dir):
-    free = RolloutWorker("hf", tiny_model_dir, RolloutConfig(), seed=0, cpus_per_worker=0.25)
+    free = RolloutWorker("hf", tiny_model_dir, RolloutConfig(), seed=0)
     texts = [g.text for g in free.generate(PROMPTS, 4, 1.0, 1.0, 24, seed=3)]
     # Pick a two-character string some sample produces after its first token, and stop on it.
     stop = next(t[2:4] for t in texts if len(t) >= 4 and t[2:4].strip() == t[2:4])
-    worker = RolloutWorker("hf", tiny_model_dir, RolloutConfig(stop=[stop]), seed=0, cpus_per_worker=0.25)
+    worker = RolloutWorker("hf", tiny_model_dir, RolloutConfig(stop=[stop]), seed=0)
     for g in worker.generate(PROMPTS, 4, 1.0, 1.0, 24, seed=3):
         if stop in g.text:
             assert g.finish_reason == "stop"
@@ -97,7 +97,7 @@ def test_hf_backend_stops_at_stop_strings(tiny_model_dir):
 @pytest.mark.slow
 def test_long_prompt_is_rejected(hf_worker):
     with pytest.raises(ValueError, match="max_prompt_tokens"):
-        RolloutWorker.generate(hf_worker, ["1 " * 300], 1, 1.0, 1.0, 4, seed=0, cpus_per_worker=0.25)
+        hf_worker.generate(["1 " * 300], 1, 1.0, 1.0, 4, seed=0)
 
 
 @pytest.mark.slow
