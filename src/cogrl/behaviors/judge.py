@@ -233,7 +233,7 @@ class LLMJudge:
 
         Raises `EndpointError` when the server rejects the URL, model or key."""
         advance = on_progress or (lambda n: None)
-        config = self.config.model_copy(update={"model": self.model})
+        config = self.config.model_copy(update={"model": self.model})  # resolved once, then reused
         async with LLMClient(config, "judge", self.stats) as client:
             self.model = client.model
             subjects = [subject_text(item, self.config.max_text_chars) for item in items]
