@@ -111,6 +111,9 @@ class RolloutConfig(StrictModel):
     """vLLM on CPU: memory reserved for the KV cache, in GiB (on GPUs gpu_memory_utilization decides)."""
     sync_timeout_s: float = Field(120.0, gt=0)
     """A weight sync that takes longer than this fails the step instead of hanging it."""
+    sync_tolerance: float = Field(1e-3, gt=0)
+    """After a weight sync, each worker's log-probs of a fixed probe must match the learner's within this mean
+    absolute gap per token. 1e-3 holds for float32 on CPU; bfloat16 engines on GPUs need about 0.05."""
     max_restarts: int = Field(2, ge=0)
     """How often a dead rollout worker is restarted (its share of the step is retried) before the run fails."""
 

@@ -82,7 +82,7 @@ def test_sync_timeout_raises(ray_session, tiny_model_dir):
         _, state = perturbed_state(tiny_model_dir, scale=0.01, seed=4)
         busy = pool.workers[0].generate.remote(["1 + 2"] * 64, 4, 1.0, 1.0, 64, 0, 0)  # the actor is busy
         with pytest.raises(SyncTimeoutError, match="did not finish within 0.2 s"):
-            push_weights(pool, state, timeout_s=0.2)
+            push_weights(pool, state, reference_logprobs=[0.0], timeout_s=0.2)
         del busy  # shutdown() below kills the busy worker
     finally:
         pool.shutdown()

@@ -31,7 +31,7 @@ from cogrl.files import InputError
 from cogrl.rl.batch import Experience, Generation
 from cogrl.rl.metrics import eval_metrics, rollout_metrics
 from cogrl.rl.runs import RunDir
-from cogrl.rl.sync import push_weights
+from cogrl.rl.sync import probe_tokens, push_weights
 from cogrl.rl.tracking import Tracker
 
 
@@ -202,7 +202,11 @@ class Trainer:
         ]
         stats = self.learners.update(experiences)
         lap("update")
-        push_weights(self.pool, self.learners.policy_state(), timeout_s=recipe.rollout.sync_timeout_s)
+        probe_prompt, probe_response = probe_tokens(self.pool)
+        reference = self.learners.logprobs([probe_prompt], [probe_response])[0]
+        push_weights(
+            self.pool, self.learners.policy_state(), reference, timeout_s=recipe.rollout.sync_timeout_s
+        )
         lap("sync")
 
         generated_tokens = sum(len(g.response_ids) for g in generations)

@@ -450,9 +450,6 @@ class RolloutPool:
         self.restarts = 0
         self.weights_ref: Any = None
         """Ray object of the last pushed state dict (None: the weights of `model_dir`)."""
-        self.last_probe: list[float] | None = None
-        self.last_fingerprint: tuple[tuple[str, ...], float] | None = None
-        """Probe log-probs and fingerprint after the last sync (`cogrl.rl.sync` checks the next against them)."""
         resources = {"num_gpus": 1} if device == "cuda" else {"num_cpus": cpus_per_worker}
         _wait_for_resources(
             "GPU" if device == "cuda" else "CPU", next(iter(resources.values())) * num_workers

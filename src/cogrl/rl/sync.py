@@ -9,12 +9,12 @@ One interface, `push_weights(pool, state_dict, timeout_s)`; each backend impleme
   (`ray.put`), so N workers cost one serialisation.
 - HF: `model.load_state_dict(strict=True)`.
 
-A sync is checked three ways, so a silent no-op cannot pass: every worker reports a fingerprint of the
-tensors it received (names + float64 sum of squares) which must equal the learner's; the log-probs of a
-fixed probe continuation, scored by each worker's live engine, must agree across workers and must have
-moved if the weights did; and, if the caller passes the learner's own log-probs of the probe
-(`reference_logprobs`), they must match within `tolerance`. The whole sync runs under a deadline and raises
-`SyncTimeoutError` instead of hanging a run.
+A sync is checked twice, so a silent no-op cannot pass: every worker reports a fingerprint of the tensors it
+received (names + float64 sum of squares), which must equal the learner's; and the log-probs of a fixed probe
+continuation, scored by each worker's live engine, must match the learner's own log-probs of the same probe
+(`reference_logprobs`) within `rollout.sync_tolerance`. (A check that the probe merely *moved* would fail on
+steps whose update is zero, e.g. GRPO on a batch where every completion got the same reward.) The whole sync
+runs under a deadline and raises `SyncTimeoutError` instead of hanging a run.
 
 On GPUs the same code path works (tensors go learner -> object store -> worker GPU). For large models
 the faster path is a broadcast: vLLM's worker-extension mechanism (`LLM(worker_extension_cls=...)`) lets
@@ -25,11 +25,11 @@ broadcasts each parameter and calls `model.load_weights([(name, tensor)])` on th
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cogrl.rl.rollout import RolloutPool, weights_fingerprint
@@ -60,10 +60,15 @@ class SyncReport:
 
 
 def probe_tokens(pool: RolloutPool) -> tuple[list[int], list[int]]:
-    """The probe as (prompt ids, response ids) in the pool's tokenizer; the learner can score the same."""
+    """The probe as (prompt ids, response ids) in the pool's tokenizer; the learner scores the same."""
+    return _probe_tokens(str(pool.model_dir))
+
+
+@functools.lru_cache(maxsize=4)
+def _probe_tokens(model_dir: str) -> tuple[list[int], list[int]]:
     from cogrl.models import load_tokenizer
 
-    tokenizer = load_tokenizer(pool.model_dir)
+    tokenizer = load_tokenizer(model_dir)
     prompt = tokenizer(PROBE_PROMPT, add_special_tokens=True).input_ids
     response = tokenizer(PROBE_RESPONSE, add_special_tokens=False).input_ids
     return prompt, response
@@ -72,18 +77,20 @@ def probe_tokens(pool: RolloutPool) -> tuple[list[int], list[int]]:
 def push_weights(
     pool: RolloutPool,
     state_dict: dict[str, torch.Tensor],
+    reference_logprobs: list[float],
     timeout_s: float | None = None,
-    reference_logprobs: list[float] | None = None,
-    tolerance: float = 1e-3,
+    tolerance: float | None = None,
 ) -> SyncReport:
     """Send `state_dict` (HF parameter names, CPU tensors) to every worker of `pool` and verify it.
 
-    `timeout_s` defaults to rollout.sync_timeout_s. `reference_logprobs`: the learner's log-probs of
-    `probe_tokens(pool)`; when given, each worker's must match within `tolerance` (absolute, per token)."""
+    `reference_logprobs`: the learner's log-probs of `probe_tokens(pool)`; each worker's must match within
+    `tolerance` (mean absolute gap per token; default rollout.sync_tolerance). `timeout_s` defaults to
+    rollout.sync_timeout_s."""
     import ray
     from ray.exceptions import GetTimeoutError
 
     timeout_s = pool.rollout.sync_timeout_s if timeout_s is None else timeout_s
+    tolerance = pool.rollout.sync_tolerance if tolerance is None else tolerance
     started = time.monotonic()
     prompt, response = probe_tokens(pool)
     expected = weights_fingerprint(state_dict)
@@ -97,9 +104,6 @@ def push_weights(
         )
 
     try:
-        if pool.last_probe is None:
-            pool.last_probe = on_every_worker(lambda w: w.score.remote([prompt], [response]))[0][0]
-            pool.last_fingerprint = directory_fingerprint(pool.model_dir)
         pool.weights_ref = ray.put(state_dict)
         received = on_every_worker(lambda w: w.load_weights.remote(pool.weights_ref))
         after = on_every_worker(lambda w: w.score.remote([prompt], [response]))
@@ -112,41 +116,21 @@ def push_weights(
         if not _same_fingerprint(fingerprint, expected):
             raise SyncError(f"rollout worker {rank} received different tensors than the learner sent")
     probes = [after[rank][0] for rank in range(pool.num_workers)]
-    for rank, probe in enumerate(probes[1:], start=1):
-        gap = _max_gap(probe, probes[0])
+    for rank, probe in enumerate(probes):
+        gap = _mean_gap(probe, reference_logprobs)
         if gap > tolerance:
             raise SyncError(
-                f"rollout workers 0 and {rank} disagree on the probe after a sync (max gap {gap:.2e})"
+                f"rollout worker {rank}'s probe log-probs differ from the learner's by {gap:.2e} per token "
+                f"> rollout.sync_tolerance={tolerance:g}: the worker does not run the learner's weights"
             )
-    if expected != pool.last_fingerprint and probes[0] == pool.last_probe:
-        raise SyncError(
-            "the weights changed but the workers' probe log-probs did not: the sync had no effect"
-        )
-    if reference_logprobs is not None:
-        gap = _max_gap(probes[0], reference_logprobs)
-        if gap > tolerance:
-            raise SyncError(
-                f"rollout workers' probe log-probs differ from the learner's by {gap:.2e} > {tolerance}"
-            )
-    pool.last_probe, pool.last_fingerprint = probes[0], expected
     return SyncReport(time.monotonic() - started, probes[0])
-
-
-def directory_fingerprint(model_dir: Path) -> tuple[tuple[str, ...], float]:
-    """The fingerprint of the weights a worker starts from (the model directory's safetensors)."""
-    from safetensors.torch import load_file
-
-    state: dict[str, torch.Tensor] = {}
-    for file in sorted(Path(model_dir).glob("*.safetensors")):
-        state.update(load_file(file))
-    return weights_fingerprint(state)
 
 
 def _same_fingerprint(a: tuple[tuple[str, ...], float], b: tuple[tuple[str, ...], float]) -> bool:
     return tuple(a[0]) == tuple(b[0]) and math.isclose(a[1], b[1], rel_tol=1e-12, abs_tol=0.0)
 
 
-def _max_gap(a: list[float], b: list[float]) -> float:
-    if len(a) != len(b):
+def _mean_gap(a: list[float], b: list[float]) -> float:
+    if len(a) != len(b) or not a:
         return math.inf
-    return max((abs(x - y) for x, y in zip(a, b, strict=True)), default=0.0)
+    return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(a)
