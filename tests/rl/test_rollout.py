@@ -117,6 +117,19 @@ def test_vllm_backend_shapes_seeds_and_logprobs(vllm_pool, tiny_model_dir):
 
 
 @pytest.mark.slow
+def test_vllm_batch_larger_than_one_prefill_chunk(vllm_pool):
+    """A step's batch is often more tokens than vLLM prefills at once; with seeded requests on CPU this used
+    to fail ("CPU Generator does not use offset") when a prompt was prefilled in two chunks."""
+    prompts = [
+        f"Using the numbers [{i}, {i + 1}, {i + 2}], create an equation that equals {i}. " * 4
+        for i in range(60)
+    ]
+    generations = vllm_pool.generate(prompts, seed=5, n=2)
+    assert_generations_valid(generations, len(prompts), 2, 24)
+    assert sum(len(g.prompt_ids) for g in generations) > 8192
+
+
+@pytest.mark.slow
 def test_vllm_and_hf_backends_sample_the_same_quantity(vllm_pool, tiny_model_dir):
     """Below temperature 1 both still report the raw policy log-prob (vLLM logprobs_mode=raw_logprobs)."""
     ray = pytest.importorskip("ray")

@@ -121,7 +121,13 @@ class VLLMBackend:
         if device == "cuda":
             extra: dict[str, Any] = {"gpu_memory_utilization": rollout.gpu_memory_utilization}
         else:
-            extra = {"kv_cache_memory_bytes": int(rollout.kv_cache_gib * (1 << 30))}
+            # Chunked prefill off: on CPU, vLLM rewinds a seeded request's generator after a partial prefill
+            # with a CUDA-only call ("CPU Generator does not use offset"), so whole prompts only.
+            extra = {
+                "kv_cache_memory_bytes": int(rollout.kv_cache_gib * (1 << 30)),
+                "enable_chunked_prefill": False,
+                "max_num_batched_tokens": max(self.max_model_len, 8192),
+            }
         self.llm = LLM(
             model=str(model_dir),
             dtype=dtype,
