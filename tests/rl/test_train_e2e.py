@@ -67,9 +67,14 @@ def read(run: Path, name: str) -> list[dict]:
     return [json.loads(line) for line in (run / name).read_text().splitlines()]
 
 
-def test_train_writes_a_complete_run_directory(tmp_path):
+@pytest.mark.parametrize(
+    ("recipe", "backend"),
+    [("recipes/cpu-tiny-grpo.yaml", "hf"), ("recipes/cpu-tiny-ppo.yaml", "vllm")],
+    ids=["grpo-hf", "ppo-vllm"],
+)
+def test_train_writes_a_complete_run_directory(tmp_path, recipe, backend):
     run = tmp_path / "run"
-    train("recipes/cpu-tiny-grpo.yaml", *overrides(8, 2), "--out", str(run))
+    train(recipe, *overrides(8, 2, backend), "logging.wandb_mode=offline", "--out", str(run))
     assert (run / "config.yaml").exists()
     versions = json.loads((run / "versions.json").read_text())
     assert versions["seed"] == 0 and "torch" in versions["packages"]
@@ -82,6 +87,10 @@ def test_train_writes_a_complete_run_directory(tmp_path):
         assert key in metrics[0], key
     assert [e["step"] for e in read(run, "eval.jsonl")] == [0, 2]
     assert (run / "checkpoints" / "step-000002" / "config.json").exists()
+    # the wandb mirror: an offline run inside the run directory
+    assert list((run / "wandb").glob("offline-run-*/run-*.wandb"))
+    if "ppo" in recipe:
+        assert any(m["train/value_mean"] != 0.0 for m in metrics)  # the critic is trained
 
 
 @pytest.mark.parametrize("n_train", [8, 12], ids=["epoch-boundary", "mid-epoch"])

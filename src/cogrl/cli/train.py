@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cogrl.config import load_recipe
 from cogrl.files import InputError
@@ -44,5 +45,9 @@ def train(
             return
         run = RunDir.create(loaded, out)
     console.print(f"run directory: {run.root}")
-    Trainer(run, log=console.print).run()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        trainer = Trainer(run, log=progress.console.print)
+        bar = progress.add_task("RL steps", total=run.recipe.trainer.steps, completed=trainer.start_step)
+        trainer.run(on_step=lambda step: progress.update(bar, completed=step))
     console.print(f"done: {run.root}")

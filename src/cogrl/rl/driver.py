@@ -231,7 +231,8 @@ class Trainer:
         ]
         return metrics, records
 
-    def run(self) -> None:
+    def run(self, on_step: Callable[[int], None] = lambda step: None) -> None:
+        """Train from the step after the last checkpoint to trainer.steps; `on_step` reports progress."""
         recipe = self.recipe
         trainer = recipe.trainer
         try:
@@ -250,6 +251,7 @@ class Trainer:
                     self._log_eval(step)
                 if step % trainer.checkpoint_every == 0 or step == trainer.steps:
                     self.run_dir.save_checkpoint(step, self.learners.save, keep=trainer.keep_checkpoints)
+                on_step(step)
         finally:
             self.close()
 
