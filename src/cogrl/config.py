@@ -363,6 +363,64 @@ class SFTRecipe(StrictModel):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
+NO_PRIMING = "none"
+"""The sweep condition that skips priming: RL starts from the base model (the paper's `base_ppo`)."""
+
+
+class SweepRecipe(StrictModel):
+    """`cogrl sweep`: the paper's central experiment (Gandhi et al., 2025, section 5). For every condition
+    and seed: build its priming set, fine-tune the base model on it, then run the same RL recipe from the
+    fine-tuned model. Conditions differ only in the priming set."""
+
+    name: str
+    train: TrainRecipe
+    """The RL recipe every condition runs: a path (relative to the sweep file) or an inline mapping. Its
+    `model` is the base model that is primed; its `warmup` is dropped (the priming SFT takes its place)."""
+    conditions: list[str] = Field(min_length=1)
+    """Priming conditions (`cogrl prime conditions`, any with `+incorrect`), or `none` for RL from the base
+    model. Paper: none, all_strategies, backtracking_only, all_strategies+incorrect, empty_cot, length_matched."""
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    """The priming SFT, shared by every condition (`n` is the priming set size; `condition` and `dataset`
+    are set per condition by the sweep and must be left unset here)."""
+    priming_env: EnvConfig | None = None
+    """Where priming problems come from; None: the train recipe's env. Paper: easier problems than RL
+    (numbers 1-24, targets 10-25: countdown preset `priming`)."""
+    priming_validation: int = Field(0, ge=0)
+    """Validation rows per priming set (paper: 200); their loss is reported by the SFT step."""
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    """One run per condition per seed; a seed drives the priming set, the SFT and the RL run alike."""
+
+    @field_validator("conditions")
+    @classmethod
+    def _known_conditions(cls, conditions: list[str]) -> list[str]:
+        from cogrl.priming.conditions import get_condition
+
+        if len(set(conditions)) != len(conditions):
+            raise ValueError(f"conditions repeat a name: {conditions}")
+        for name in conditions:
+            if name != NO_PRIMING:
+                try:
+                    get_condition(name)
+                except KeyError as exc:
+                    raise ValueError(exc.args[0]) from None
+        return conditions
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds repeat a value: {seeds}")
+        return seeds
+
+    @model_validator(mode="after")
+    def _check(self) -> SweepRecipe:
+        if self.sft.dataset is not None:
+            raise ValueError("sft.dataset: the sweep builds each condition's priming set; leave it unset")
+        if "condition" in self.sft.model_fields_set:
+            raise ValueError("sft.condition: set by the sweep per condition; list conditions instead")
+        return self
+
+
 # --------------------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------------------

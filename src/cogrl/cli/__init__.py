@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cogrl.cli import behaviors, env, prime, train
+from cogrl.cli import behaviors, env, prime, report, sweep, train
 from cogrl.files import InputError
 
 app = typer.Typer(
@@ -21,6 +21,8 @@ app.command("score")(env.score)
 app.add_typer(behaviors.app, name="behaviors")
 app.add_typer(prime.app, name="prime")
 app.command("train")(train.train)
+app.command("sweep")(sweep.sweep)
+app.command("report")(report.report)
 
 
 def main() -> None:

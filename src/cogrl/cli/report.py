@@ -1,0 +1,37 @@
+"""`cogrl report`: accuracy and behavior curves of RL runs, overlaid with the paper's published curves.
+
+cogrl report runs/quickstart --out runs/quickstart/report
+cogrl report runs/a/rl runs/b/rl --out reports/ab --paper qwen
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+class Paper(StrEnum):
+    llama = "llama"
+    qwen = "qwen"
+
+
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Sweep directories and/or RL run directories.")],
+    out: Annotated[Path, typer.Option(help="Output directory (curves.csv, PNGs, summary.md).")],
+    paper: Annotated[Paper, typer.Option(help="Which of the paper's models to overlay.")] = Paper.llama,
+    paper_csv: Annotated[
+        Path | None, typer.Option(help="Overlay this results CSV (the paper's columns) instead.")
+    ] = None,
+) -> None:
+    """Write curves.csv (the paper's columns), accuracy.png, behaviors.png and summary.md."""
+    from cogrl.experiments.report import write_sweep_report
+
+    files = write_sweep_report(runs, out, paper=paper.value, paper_csv=paper_csv)
+    for path in files:
+        console.print(f"wrote {path}")

@@ -1,0 +1,270 @@
+"""The paper's central experiment as one resumable command: prime, fine-tune, then RL, per condition.
+
+    <out>/sweep.yaml                  the resolved sweep recipe (a re-run must match it)
+    <out>/sweep.json                  status of every (condition, seed): done / failed (with the error)
+    <out>/<condition>/prime/          the priming set (cogrl.priming.dataset; written atomically)
+    <out>/<condition>/sft/            the primed model (cogrl.priming.sft; written atomically)
+    <out>/<condition>/rl/             the RL run directory (cogrl.rl.runs.RunDir)
+
+With several seeds each condition holds one `seed-<k>/` folder per seed. The condition `none` has only `rl/`
+(RL from the base model). Re-running the same command skips every stage whose output exists and resumes an
+unfinished RL run from its last checkpoint. A failing condition is recorded and the next one runs.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cogrl.config import (
+    NO_PRIMING,
+    SweepRecipe,
+    TrainRecipe,
+    apply_override,
+    dump_recipe,
+    read_recipe_yaml,
+    validate_recipe,
+)
+from cogrl.files import InputError, write_atomic
+
+Log = Callable[[str], None]
+MANIFEST = "sweep.json"
+RECIPE_FILE = "sweep.yaml"
+
+
+def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> SweepRecipe:
+    """Read a sweep recipe; a `train: other.yaml` path is read (relative to the sweep file) and inlined
+    first, so overrides reach into it (`train.trainer.steps=5`)."""
+    path = Path(path)
+    raw = read_recipe_yaml(path)
+    raw.setdefault("name", path.stem)
+    train = raw.get("train")
+    if isinstance(train, str):
+        train_path = (path.parent / train).resolve()
+        raw["train"] = read_recipe_yaml(train_path)
+        raw["train"].setdefault("name", train_path.stem)
+    for override in overrides:
+        apply_override(raw, override)
+    return validate_recipe(raw, SweepRecipe, source=str(path))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Layout
+# --------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepRun:
+    """One (condition, seed) of a sweep and where its stages write."""
+
+    condition: str
+    seed: int
+    root: Path
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ("rl",) if self.condition == NO_PRIMING else ("prime", "sft", "rl")
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / stage
+
+
+def sweep_runs(recipe: SweepRecipe, out: Path) -> list[SweepRun]:
+    """Every (condition, seed) in recipe order, conditions outermost."""
+    several = len(recipe.seeds) > 1
+    return [
+        SweepRun(condition, seed, out / condition / (f"seed-{seed}" if several else ""))
+        for condition in recipe.conditions
+        for seed in recipe.seeds
+    ]
+
+
+def rl_progress(rl_dir: Path) -> int | None:
+    """The step of the RL run's last checkpoint; None when the run has not started."""
+    from cogrl.rl.runs import CHECKPOINT
+
+    if not (rl_dir / "config.yaml").exists():
+        return None
+    steps = [
+        int(m.group(1)) for p in (rl_dir / "checkpoints").glob("step-*") if (m := CHECKPOINT.match(p.name))
+    ]
+    return max(steps, default=0)
+
+
+def stage_status(recipe: SweepRecipe, run: SweepRun, stage: str) -> str:
+    """`done`, `pending`, or for a started RL run `at step k/n` (it resumes from there)."""
+    if stage != "rl":
+        return "done" if run.stage_dir(stage).exists() else "pending"
+    step = rl_progress(run.stage_dir("rl"))
+    if step is None:
+        return "pending"
+    return "done" if step >= recipe.train.trainer.steps else f"at step {step}/{recipe.train.trainer.steps}"
+
+
+def plan_text(recipe: SweepRecipe, out: Path) -> str:
+    """The conditions x stages table, with what a run of the command would do (no model is loaded)."""
+    train = recipe.train
+    lines = [
+        f"sweep {recipe.name}: {len(recipe.conditions)} condition(s) x {len(recipe.seeds)} seed(s) -> {out}",
+        f"priming  {recipe.sft.n} synthetic rows per condition (+{recipe.priming_validation} validation) from "
+        f"{(recipe.priming_env or train.env).name} {json.dumps((recipe.priming_env or train.env).options)}",
+        f"sft      {recipe.sft.epochs:g} epochs, batch {recipe.sft.batch_size}, lr {recipe.sft.lr:g} "
+        f"({recipe.sft.lr_schedule}), max length {recipe.sft.max_length}",
+        f"rl       {train.name}: {train.algorithm.advantage}, {train.trainer.steps} steps x "
+        f"{train.trainer.prompts_per_step} prompts x {train.rollout.samples_per_prompt} samples, "
+        f"lr {train.trainer.lr:g}, {train.rollout.backend} rollouts",
+        "",
+        f"{'condition':<28} {'seed':>4}  {'prime':<9} {'sft':<9} {'rl':<16} directory",
+    ]
+    for run in sweep_runs(recipe, out):
+        status = {s: stage_status(recipe, run, s) if s in run.stages else "-" for s in ("prime", "sft", "rl")}
+        lines.append(
+            f"{run.condition:<28} {run.seed:>4}  {status['prime']:<9} {status['sft']:<9} {status['rl']:<16} "
+            f"{run.root}"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Stages
+# --------------------------------------------------------------------------------------------------------
+def base_model_dir(recipe: SweepRecipe) -> Path:
+    """The model every condition starts from (a tiny model is built once and cached)."""
+    from cogrl.envs import make_env
+    from cogrl.models import resolve_model
+
+    return resolve_model(recipe.train.model, make_env(recipe.train.env.name, recipe.train.env.options))
+
+
+def priming_env(recipe: SweepRecipe) -> Any:
+    from cogrl.envs import make_env
+
+    env = recipe.priming_env or recipe.train.env
+    return make_env(env.name, env.options)
+
+
+def build_priming_set(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
+    from cogrl.models import load_tokenizer
+    from cogrl.priming.conditions import get_condition
+    from cogrl.priming.dataset import build_synthetic, save_priming_set
+
+    condition = get_condition(run.condition)
+    env = priming_env(recipe)
+    tokenizer = load_tokenizer(base_model_dir(recipe)) if condition.needs_tokenizer else None
+    dataset = build_synthetic(
+        env, condition, recipe.sft.n, recipe.priming_validation, seed=run.seed, tokenizer=tokenizer
+    )
+    meta = {
+        "condition": condition.name,
+        "description": condition.description,
+        "behaviors": sorted(condition.behaviors),
+        "correct": condition.correct,
+        "transform": condition.transform,
+        "source": "synthetic",
+        "env": env.name,
+        "env_options": env.options.model_dump(mode="json"),
+        "seed": run.seed,
+        "sweep": recipe.name,
+    }
+    stats = save_priming_set(dataset, run.stage_dir("prime"), meta)
+    log(f"{run.condition}: priming set of {stats['train']['rows']} rows -> {run.stage_dir('prime')}")
+
+
+def prime_model(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
+    from cogrl.priming.sft import run_sft
+
+    config = recipe.sft.model_copy(
+        update={"dataset": str(run.stage_dir("prime")), "condition": run.condition}
+    )
+    run_sft(
+        base_model_dir(recipe),
+        config,
+        priming_env(recipe),
+        seed=run.seed,
+        out_dir=run.stage_dir("sft"),
+        log=log,
+    )
+
+
+def rl_recipe(recipe: SweepRecipe, run: SweepRun) -> TrainRecipe:
+    """The train recipe of one condition: same RL, started from its primed model, with its seed."""
+    raw = recipe.train.model_dump(mode="json")
+    raw.update(name=f"{recipe.name}-{run.condition}-seed{run.seed}", seed=run.seed, warmup=None)
+    if run.condition != NO_PRIMING:
+        raw["model"] = {"path": str(run.stage_dir("sft").resolve()), "dtype": recipe.train.model.dtype}
+    return validate_recipe(raw, TrainRecipe, source=f"sweep {recipe.name}, condition {run.condition}")
+
+
+def train_rl(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
+    from cogrl.rl.driver import Trainer
+    from cogrl.rl.runs import RunDir
+
+    rl_dir = run.stage_dir("rl")
+    if rl_progress(rl_dir) is None:
+        run_dir = RunDir.create(rl_recipe(recipe, run), rl_dir)
+    else:
+        run_dir = RunDir.resume(rl_dir)
+        log(f"{run.condition}: resuming {rl_dir}")
+    Trainer(run_dir, log=log).run()
+
+
+Stage = Callable[[SweepRecipe, SweepRun, Log], None]
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What each stage does (tests substitute cheap ones to exercise the orchestration)."""
+
+    prime: Stage = build_priming_set
+    sft: Stage = prime_model
+    rl: Stage = train_rl
+
+
+# --------------------------------------------------------------------------------------------------------
+# Orchestration
+# --------------------------------------------------------------------------------------------------------
+@dataclass
+class SweepResult:
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.runs if r["status"] == "failed"]
+
+
+def run_sweep(recipe: SweepRecipe, out: Path, log: Log = print, stages: Stages = Stages()) -> SweepResult:
+    """Run every stage not yet done, condition by condition; a failure is recorded in sweep.json, logged,
+    and the next condition runs. Returns the status of every (condition, seed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / RECIPE_FILE
+    resolved = dump_recipe(recipe)
+    if saved.exists() and saved.read_text(encoding="utf-8") != resolved:
+        raise InputError(
+            f"{out}: holds a sweep with a different recipe ({saved}); use another --out or the same recipe"
+        )
+    write_atomic(saved, resolved)
+    result = SweepResult()
+    for run in sweep_runs(recipe, out):
+        entry: dict[str, Any] = {
+            "condition": run.condition,
+            "seed": run.seed,
+            "dir": str(run.root.relative_to(out)) if run.root != out else ".",
+        }
+        try:
+            for stage in run.stages:
+                if stage_status(recipe, run, stage) == "done":
+                    log(f"{run.condition} (seed {run.seed}): {stage} done, skipped")
+                    continue
+                log(f"{run.condition} (seed {run.seed}): {stage} ...")
+                run.root.mkdir(parents=True, exist_ok=True)
+                getattr(stages, stage)(recipe, run, log)
+            entry["status"] = "done"
+        except Exception as exc:  # one condition's failure must not cost the others their runs
+            entry.update(status="failed", stage=stage, error=f"{type(exc).__name__}: {exc}")
+            log(f"{run.condition} (seed {run.seed}): {stage} FAILED: {entry['error']}")
+            log("".join(traceback.format_exception(exc)))
+        result.runs.append(entry)
+        write_atomic(out / MANIFEST, json.dumps({"sweep": recipe.name, "runs": result.runs}, indent=2) + "\n")
+    return result
