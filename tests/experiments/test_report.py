@@ -1,0 +1,137 @@
+"""`cogrl report` on hand-written run logs: rows, columns and numbers computed by hand, the paper overlay, the
+fallback to training rollouts, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from cogrl.behaviors.analysis import CURVE_COLUMNS, read_curves_csv
+from cogrl.experiments.report import find_runs, paper_csv_path, run_curves, write_sweep_report
+from cogrl.files import InputError
+
+B = ("verification", "backtracking", "subgoal_setting", "backward_chaining")
+
+
+def rollout(step: int, task: str, text: str, correct: bool, counts: tuple, sample: int = 0) -> dict:
+    return {
+        "step": step,
+        "task_id": task,
+        "sample": sample,
+        "completion": text,
+        "reward": 1.0 if correct else 0.1,
+        "correct": correct,
+        "behaviors": dict(zip(B, counts, strict=True)),
+    }
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def make_run(root: Path, with_eval_rollouts: bool = True) -> Path:
+    root.mkdir(parents=True)
+    (root / "config.yaml").write_text("name: synthetic\n")
+    write_jsonl(root / "eval.jsonl", [{"step": 0, "eval/accuracy": 0.5}, {"step": 2, "eval/accuracy": 1.0}])
+    write_jsonl(
+        root / "rollouts.jsonl",
+        [
+            rollout(1, "t1", "abcd", False, (1, 0, 0, 0)),
+            rollout(2, "t1", "ab", True, (3, 1, 0, 0)),
+            rollout(2, "t2", "abcdef", True, (1, 1, None, 0)),
+        ],
+    )
+    if with_eval_rollouts:
+        write_jsonl(
+            root / "eval_rollouts.jsonl",
+            [
+                rollout(0, "e1", "aaaa", True, (2, 0, 1, 0)),
+                rollout(0, "e2", "aa", False, (0, 0, 1, 0)),
+                rollout(0, "e2", "zzzzzzzzzz", True, (9, 9, 9, 9), sample=1),  # only sample 0 counts
+                rollout(2, "e1", "aaaaaa", True, (4, 2, 0, 1)),
+                rollout(2, "e2", "aaaaaaaa", True, (2, 2, None, 1)),
+            ],
+        )
+    return root
+
+
+def test_curves_come_from_eval_responses_with_the_eval_accuracy(tmp_path):
+    rows, source = run_curves(make_run(tmp_path / "run"), "backtracking_only")
+    assert [r["step"] for r in rows] == [0, 2]
+    first, last = rows
+    assert first["accuracy"] == 0.5 and last["accuracy"] == 1.0
+    assert first["avg_verifications"] == 1.0 and first["total_verifications"] == 2
+    assert first["avg_subgoals"] == 1.0 and first["response_length"] == 3.0
+    assert last["avg_verifications"] == 3.0 and last["avg_backtracking"] == 2.0
+    assert last["avg_subgoals"] == 0.0 and last["total_subgoals"] == 0  # the unknown count is left out
+    assert last["avg_backwards"] == 1.0 and last["response_length"] == 7.0
+    assert source == "test responses of each evaluation"
+
+
+def test_without_eval_rollouts_behaviors_fall_back_to_training_rollouts(tmp_path):
+    rows, source = run_curves(make_run(tmp_path / "run", with_eval_rollouts=False), "x")
+    assert rows[0] == {"condition": "x", "step": 0, "accuracy": 0.5}
+    assert rows[1]["avg_verifications"] == 2.0 and rows[1]["avg_subgoals"] == 0.0
+    assert rows[1]["response_length"] == 4.0 and rows[1]["accuracy"] == 1.0
+    assert "training rollouts" in source
+
+
+def test_report_writes_the_paper_columns_plots_and_summary(tmp_path):
+    sweep = tmp_path / "sweep"
+    make_run(sweep / "backtracking_only" / "rl")
+    make_run(sweep / "no_behavior" / "rl", with_eval_rollouts=False)
+    (sweep / "sweep.json").write_text(
+        json.dumps(
+            {
+                "runs": [
+                    {"condition": "backtracking_only", "seed": 0, "dir": "backtracking_only", "status": "done"},
+                    {"condition": "no_behavior", "seed": 0, "dir": "no_behavior", "status": "done"},
+                    {"condition": "empty_cot", "seed": 0, "dir": "empty_cot", "status": "failed"},
+                ]
+            }
+        )
+    )
+    out = tmp_path / "report"
+    files = write_sweep_report([sweep], out, paper="llama")
+    assert all(path.exists() and path.stat().st_size > 0 for path in files)
+    with open(out / "curves.csv", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+    with open(paper_csv_path("llama"), newline="") as handle:
+        assert header == next(csv.reader(handle)) == list(CURVE_COLUMNS)
+    rows = read_curves_csv(out / "curves.csv")
+    assert [(r["condition"], r["step"]) for r in rows] == [
+        ("backtracking_only", 0),
+        ("backtracking_only", 2),
+        ("no_behavior", 0),
+        ("no_behavior", 2),
+    ]
+    summary = (out / "summary.md").read_text()
+    line = next(li for li in summary.splitlines() if li.startswith("| backtracking_only"))
+    # ours: 0.5 -> 1.0; the paper's only_backtracking (Llama): 0.409 -> 0.769 at step 250
+    assert "| 0.500 | 1.000 | +0.500 |" in line and "only_backtracking" in line and "0.769" in line
+    assert "(none in the paper)" in next(li for li in summary.splitlines() if li.startswith("| no_behavior"))
+
+
+def test_a_run_directory_is_named_by_its_sweep_condition(tmp_path):
+    run = make_run(tmp_path / "all_strategies" / "seed-1" / "rl")
+    other = make_run(tmp_path / "my-run")
+    assert [(r.condition, r.path) for r in find_runs([run, other])] == [
+        ("all_strategies", run),
+        ("my-run", other),
+    ]
+
+
+def test_bad_inputs_are_clear_errors(tmp_path):
+    with pytest.raises(InputError, match="neither a sweep directory"):
+        find_runs([tmp_path])
+    run = make_run(tmp_path / "run")
+    with open(run / "eval.jsonl", "a") as handle:
+        handle.write("{not json\n")
+    with pytest.raises(InputError, match=r"eval.jsonl:3"):
+        run_curves(run, "x")
+    with pytest.raises(InputError, match="--paper"):
+        paper_csv_path("gpt")
