@@ -163,6 +163,8 @@ class Trainer:
             model_dir=checkpoint[1] if checkpoint else model_dir,
             rollout=recipe.rollout,
             seed=recipe.seed,
+            device=recipe.trainer.device,
+            dtype=recipe.model.dtype,
         )
         self.tracker = Tracker(run, recipe)
 
