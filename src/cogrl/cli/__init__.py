@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
+from cogrl import QUIET_ENV
 from cogrl.cli import behaviors, env, prime, report, sweep, train
 from cogrl.files import InputError
 
@@ -27,6 +29,8 @@ app.command("report")(report.report)
 
 def main() -> None:
     """Run the CLI; bad input exits with code 2 and a one-line reason on stderr."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
     try:
         app()
     except InputError as exc:

@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cogrl import QUIET_ENV
 from cogrl.behaviors import BehaviorTags
 from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.config import TrainRecipe
@@ -89,16 +90,6 @@ def task_hints(task: Task) -> dict[str, Any]:
     return {key: task.data[key] for key in ("numbers", "target") if key in task.data}
 
 
-# Actors load models offline and keep their logs to warnings (progress bars of every load drown the loop's log).
-QUIET_ACTORS = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_VERBOSITY": "error",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "VLLM_LOGGING_LEVEL": "WARNING",
-    "TOKENIZERS_PARALLELISM": "false",
-}
-
-
 def init_ray(recipe: TrainRecipe) -> None:
     """Join the cluster named by RAY_ADDRESS (SLURM launchers set it) or start a private local one that has a
     logical CPU for every actor of the recipe, even on a 2-core laptop."""
@@ -106,7 +97,7 @@ def init_ray(recipe: TrainRecipe) -> None:
 
     if ray.is_initialized():
         return
-    runtime_env = {"env_vars": QUIET_ACTORS}
+    runtime_env = {"env_vars": QUIET_ENV}
     if address := os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, runtime_env=runtime_env)
         return
