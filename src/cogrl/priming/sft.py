@@ -10,6 +10,7 @@ starts from (`model.path: <dir>`), with the resolved config, the seed and packag
 from __future__ import annotations
 
 import json
+import shutil
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -147,7 +148,7 @@ def fine_tune(
         trainer.save_model(str(tmp))
         tokenizer.padding_side = "left"
         tokenizer.save_pretrained(str(tmp))
-        _remove_tree(tmp / "trainer")
+        shutil.rmtree(tmp / "trainer", ignore_errors=True)  # TRL's scratch checkpoints
         metadata = {
             **run_metadata(seed),
             "base_model": str(model_dir),
@@ -163,9 +164,3 @@ def fine_tune(
             (tmp / "config.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
     log(f"sft: {result.global_step} steps, train loss {result.training_loss:.4f} -> {out_dir}")
     return out_dir
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
