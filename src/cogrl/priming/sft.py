@@ -10,8 +10,8 @@ starts from (`model.path: <dir>`), with the resolved config, the seed and packag
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
