@@ -87,7 +87,12 @@ def test_report_writes_the_paper_columns_plots_and_summary(tmp_path):
         json.dumps(
             {
                 "runs": [
-                    {"condition": "backtracking_only", "seed": 0, "dir": "backtracking_only", "status": "done"},
+                    {
+                        "condition": "backtracking_only",
+                        "seed": 0,
+                        "dir": "backtracking_only",
+                        "status": "done",
+                    },
                     {"condition": "no_behavior", "seed": 0, "dir": "no_behavior", "status": "done"},
                     {"condition": "empty_cot", "seed": 0, "dir": "empty_cot", "status": "failed"},
                 ]

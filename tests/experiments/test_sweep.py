@@ -121,7 +121,9 @@ class FakeStages:
 
 
 def test_rerun_skips_finished_stages_and_resumes_rl(tmp_path):
-    recipe = load_sweep(write_sweep(tmp_path, "conditions: [none, all_strategies]\n"), ["train.trainer.steps=4"])
+    recipe = load_sweep(
+        write_sweep(tmp_path, "conditions: [none, all_strategies]\n"), ["train.trainer.steps=4"]
+    )
     out = tmp_path / "out"
     fake = FakeStages(crash_rl_at=3)
     first = run_sweep(recipe, out, log=lambda _: None, stages=fake.stages())
@@ -165,4 +167,6 @@ def test_a_sweep_directory_refuses_a_different_recipe(tmp_path):
     out = tmp_path / "out"
     run_sweep(load_sweep(path), out, log=lambda _: None, stages=FakeStages().stages())
     with pytest.raises(InputError, match="different recipe"):
-        run_sweep(load_sweep(path, ["train.trainer.lr=0.1"]), out, log=lambda _: None, stages=FakeStages().stages())
+        run_sweep(
+            load_sweep(path, ["train.trainer.lr=0.1"]), out, log=lambda _: None, stages=FakeStages().stages()
+        )
