@@ -121,6 +121,18 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
+def _kill_leftovers(conf: Path) -> None:
+    """SIGKILL whatever still runs under this cluster's SLURM_CONF (e.g. a slurmstepd whose step timed out):
+    only processes this fixture's daemons started carry it."""
+    marker = f"SLURM_CONF={conf}".encode()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                os.kill(int(environ.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
 @pytest.fixture(scope="module")
 def slurm_cluster() -> Iterator[SlurmCluster]:
     if reason := _missing():
@@ -167,5 +179,6 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
         for name in ("n2", "n1", "slurmctld", "munged"):
             if name in cluster.processes:
                 _stop(cluster.processes[name])
+        _kill_leftovers(conf)
         daemon_out.close()
         shutil.rmtree(root, ignore_errors=True)
