@@ -73,3 +73,16 @@ def test_resume_drops_steps_after_the_last_checkpoint(tmp_path, recipe):
 def test_resume_needs_a_run_directory(tmp_path):
     with pytest.raises(InputError, match="not a run directory"):
         RunDir.resume(tmp_path)
+
+
+def test_resume_with_overrides_rewrites_the_config_and_records_them(tmp_path, recipe):
+    run = RunDir.create(recipe, tmp_path / "run")
+    run.save_checkpoint(2, lambda d: None, keep=2)
+    run.close()
+    resumed = RunDir.resume(run.root, ["trainer.steps=50"])
+    assert resumed.recipe.trainer.steps == 50
+    assert RunDir.resume(run.root).recipe.trainer.steps == 50  # saved
+    last = json.loads((run.root / "versions.json").read_text())["resumes"][0]
+    assert (last["from_step"], last["overrides"]) == (2, ["trainer.steps=50"])
+    with pytest.raises(InputError, match="did you mean 'trainer.steps'"):
+        RunDir.resume(run.root, ["trainer.stepz=5"])

@@ -22,7 +22,10 @@ def train(
         Path | None, typer.Option(help="Run directory (default runs/<recipe>-<timestamp>).")
     ] = None,
     resume: Annotated[
-        Path | None, typer.Option(help="Continue the run in this directory from its last checkpoint.")
+        Path | None,
+        typer.Option(
+            help="Continue this run from its last checkpoint (overrides, e.g. trainer.steps=N, apply)."
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option(help="Print the resolved plan and exit, without loading a model.")
@@ -33,9 +36,13 @@ def train(
     from cogrl.rl.runs import RunDir
 
     if resume is not None:
-        if recipe is not None or overrides:
-            raise InputError("--resume takes the run's saved config; give no recipe or overrides")
-        run = RunDir.resume(resume)
+        # With --resume every positional argument is an override of the saved config (e.g. trainer.steps=500).
+        changes = ([str(recipe)] if recipe is not None else []) + list(overrides or [])
+        if stray := [c for c in changes if "=" not in c]:
+            raise InputError(
+                f"--resume uses the run's saved config; {stray[0]!r} is not a dotted.key=value override"
+            )
+        run = RunDir.resume(resume, changes)
     elif recipe is None:
         raise InputError("give a recipe (e.g. recipes/cpu-tiny-grpo.yaml) or --resume RUN_DIR")
     else:

@@ -23,7 +23,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -97,16 +97,27 @@ class RunDir:
         return cls(root, recipe)
 
     @classmethod
-    def resume(cls, root: Path) -> RunDir:
-        """Reopen a run: its saved config, and logs cut back to the last checkpoint."""
+    def resume(cls, root: Path, overrides: Sequence[str] = ()) -> RunDir:
+        """Reopen a run: its saved config, and logs cut back to the last checkpoint.
+
+        `overrides` (e.g. `trainer.steps=500` to train longer) are applied to the saved config, which is
+        rewritten, and recorded with this resume in versions.json. Changing anything that shaped the steps
+        already taken (the model, the algorithm, the batch) makes the run a mix of two experiments."""
         if not (root / "config.yaml").exists():
             raise InputError(f"{root}: not a run directory (no config.yaml)")
-        run = cls(root, load_recipe(root / "config.yaml"))
+        run = cls(root, load_recipe(root / "config.yaml", overrides))
+        if overrides:
+            write_atomic(root / "config.yaml", dump_recipe(run.recipe))
         last = run.last_checkpoint()
         run.truncate_logs_after(last[0] if last else 0)
         versions = root / "versions.json"
         meta = json.loads(versions.read_text())
-        meta["resumes"] = [*meta.get("resumes", []), run_metadata(run.recipe.seed)]
+        resume = {
+            **run_metadata(run.recipe.seed),
+            "from_step": last[0] if last else 0,
+            "overrides": list(overrides),
+        }
+        meta["resumes"] = [*meta.get("resumes", []), resume]
         write_atomic(versions, json.dumps(meta, indent=2) + "\n")
         return run
 
