@@ -460,14 +460,15 @@ def read_recipe_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     base_path = (path.parent / base).resolve()
     if base_path in seen:
         raise InputError(f"{path}: extends forms a cycle through {base_path}")
-    return _deep_merge(read_recipe_yaml(base_path, (*seen, path.resolve())), raw)
+    return deep_merge(read_recipe_yaml(base_path, (*seen, path.resolve())), raw)
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top` over `base`, mappings merged key by key (recipes extending others, sweeps extending recipes)."""
     merged = dict(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged

@@ -25,12 +25,29 @@ def write_sweep(tmp_path: Path, body: str) -> Path:
     return path
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "recipes/sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_validates(path):
+    assert load_sweep(path).conditions
+
+
 def test_quickstart_recipe_loads_and_train_path_is_inlined():
     recipe = load_sweep(QUICKSTART, ["train.trainer.steps=3"])
     assert recipe.name == "cpu-quickstart"
     assert recipe.train.name == "cpu-tiny-grpo"
     assert recipe.train.trainer.steps == 3
     assert len(recipe.conditions) >= 2
+    assert recipe.train.algorithm.advantage == "grpo"  # from the recipe it extends
+
+
+def test_inline_train_extends_a_recipe_and_states_what_differs(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        f"conditions: [none]\ntrain:\n  extends: {REPO / 'recipes/cpu-tiny-grpo.yaml'}\n"
+        "  trainer: {steps: 4}\n  rollout: {max_new_tokens: 32}\n"
+    )
+    recipe = load_sweep(path)
+    assert recipe.train.trainer.steps == 4 and recipe.train.rollout.max_new_tokens == 32
+    assert recipe.train.trainer.prompts_per_step == 16 and recipe.train.name == "cpu-tiny-grpo"
 
 
 def test_unknown_key_is_an_error_naming_it(tmp_path):

@@ -25,6 +25,7 @@ from cogrl.config import (
     SweepRecipe,
     TrainRecipe,
     apply_override,
+    deep_merge,
     dump_recipe,
     read_recipe_yaml,
     validate_recipe,
@@ -37,15 +38,18 @@ RECIPE_FILE = "sweep.yaml"
 
 
 def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> SweepRecipe:
-    """Read a sweep recipe; a `train: other.yaml` path is read (relative to the sweep file) and inlined
-    first, so overrides reach into it (`train.trainer.steps=5`)."""
+    """Read a sweep recipe. `train: other.yaml` (relative to the sweep file) is read and inlined first, so
+    overrides reach into it (`train.trainer.steps=5`); an inline `train` mapping may `extends: other.yaml`
+    and state only what differs."""
     path = Path(path)
     raw = read_recipe_yaml(path)
     raw.setdefault("name", path.stem)
     train = raw.get("train")
     if isinstance(train, str):
-        train_path = (path.parent / train).resolve()
-        raw["train"] = read_recipe_yaml(train_path)
+        train = {"extends": train}
+    if isinstance(train, dict) and isinstance(train.get("extends"), str):
+        train_path = (path.parent / train.pop("extends")).resolve()
+        raw["train"] = deep_merge(read_recipe_yaml(train_path), train)
         raw["train"].setdefault("name", train_path.stem)
     for override in overrides:
         apply_override(raw, override)
