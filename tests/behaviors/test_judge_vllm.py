@@ -32,7 +32,7 @@ TRAJECTORIES = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # shut the server down after this module: an idle engine still burns CPU
 def vllm_judge_url(tmp_path_factory):
     model_dir = resolve_model(ModelConfig(path="package:smollm2"))
     log = tmp_path_factory.mktemp("vllm") / "server.log"

@@ -86,3 +86,12 @@ def test_resume_with_overrides_rewrites_the_config_and_records_them(tmp_path, re
     assert (last["from_step"], last["overrides"]) == (2, ["trainer.steps=50"])
     with pytest.raises(InputError, match="did you mean 'trainer.steps'"):
         RunDir.resume(run.root, ["trainer.stepz=5"])
+
+
+def test_resume_before_the_first_checkpoint_redoes_everything(tmp_path, recipe):
+    run = RunDir.create(recipe, tmp_path / "run")
+    run.log("eval.jsonl", [{"step": 0}])
+    run.log("metrics.jsonl", [{"step": 1}])
+    run.close()
+    resumed = RunDir.resume(run.root)
+    assert resumed.read("eval.jsonl") == [] and resumed.read("metrics.jsonl") == []

@@ -109,7 +109,7 @@ class RunDir:
         if overrides:
             write_atomic(root / "config.yaml", dump_recipe(run.recipe))
         last = run.last_checkpoint()
-        run.truncate_logs_after(last[0] if last else 0)
+        run.truncate_logs_after(last[0] if last else -1)  # no checkpoint yet: even the step-0 eval is redone
         versions = root / "versions.json"
         meta = json.loads(versions.read_text())
         resume = {
