@@ -73,7 +73,7 @@ def test_train_sbatch_on_two_nodes_requeued_mid_run_resumes(slurm_cluster, tmp_p
     try:
         job = submit.stdout.readline().strip().split(";")[0]
         assert job.isdigit(), submit.stderr.read()
-        job_tmp = f"{cluster.root}/cogrl-ray-{job}"
+        job_tmp = f"{cluster.root}/ray-{job}"  # prefix of every attempt's Ray folder
 
         # Requeue once a step past the step-2 checkpoint is logged: SLURM stops the job and starts it again.
         deadline = time.monotonic() + 240
@@ -92,7 +92,7 @@ def test_train_sbatch_on_two_nodes_requeued_mid_run_resumes(slurm_cluster, tmp_p
 
         # Both attempts ran on a two-node Ray cluster; n2's Ray hosted at least one of the 3 actors.
         assert output.count("ray cluster: 2 nodes, 4 CPUs") == 2, output
-        n2_logs = Path(job_tmp, "n2").glob("session_*/logs/worker-*.out")
+        n2_logs = Path(cluster.root).glob(f"ray-{job}-*/n2/session_*/logs/worker-*.out")  # per attempt
         assert any(":actor_name:" in path.read_text(errors="replace") for path in n2_logs), output
 
         # The run directory is complete and the resumed attempt redid only the steps after the checkpoint.
