@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cogrl.files import InputError
+from cogrl.files import InputError, read_yaml_mapping
 
 
 class StrictModel(BaseModel):
@@ -440,18 +440,7 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), kind: type[Reci
 def read_recipe_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Read a recipe mapping, resolving `extends: other.yaml` (relative to this file; deep-merged, this file
     wins) so that variants such as the paper's GRPO runs state only what differs from their base."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read recipe ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise InputError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise InputError(f"{path}: a recipe must be a YAML mapping, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "recipe", empty_ok=True)
     base = raw.pop("extends", None)
     if base is None:
         return raw

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
+
 
 class InputError(ValueError):
     """Bad user input; the message names the file, line or field. The CLI exits 2 with it."""
@@ -48,6 +50,24 @@ def read_jsonl(source: str | Path | TextIO) -> Iterator[JsonlLine]:
             yield JsonlLine(number, None, f"expected a JSON object, got {type(record).__name__}")
             continue
         yield JsonlLine(number, record)
+
+
+def read_yaml_mapping(path: Path, what: str, empty_ok: bool = False) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (a recipe, a pattern set); faults name the file, the line, and
+    `what` was being read. An empty file is ``{}`` when `empty_ok`."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise InputError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if raw is None and empty_ok:
+        return {}
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: a {what} must be a YAML mapping, got {type(raw).__name__}")
+    return raw
 
 
 def dumps(record: dict[str, Any]) -> str:

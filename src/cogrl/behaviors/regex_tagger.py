@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import regex
-import yaml
 
 from cogrl.behaviors.anchors import (
     NUMBER_ANCHOR,
@@ -52,7 +51,7 @@ from cogrl.behaviors.anchors import (
     valid_anchor,
 )
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags, Span
-from cogrl.files import InputError
+from cogrl.files import InputError, read_yaml_mapping
 
 DEFAULT_PATTERN_SET = "v2"
 """The built-in pattern set used when none is given (``cogrl/behaviors/patterns/<name>.yaml``)."""
@@ -134,22 +133,8 @@ def load_pattern_set(source: str | Path | None = None) -> PatternSet:
     path = Path(source)
     if not path.suffix and not path.exists():
         path = builtin_pattern_path(str(source))
-    raw = _read_yaml(path)
+    raw = read_yaml_mapping(path, "pattern set")
     return _build_pattern_set(raw, path, seen=(path.resolve(),))
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read pattern set ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise InputError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"{path}: a pattern set must be a YAML mapping")
-    return raw
 
 
 def _build_pattern_set(raw: dict[str, Any], path: Path, seen: tuple[Path, ...]) -> PatternSet:
@@ -170,7 +155,9 @@ def _build_pattern_set(raw: dict[str, Any], path: Path, seen: tuple[Path, ...]) 
             base_path = path.parent / base_path
         if base_path.resolve() in seen:
             raise InputError(f"{path}: 'extends' forms a cycle through {base_path}")
-        base = _build_pattern_set(_read_yaml(base_path), base_path, seen + (base_path.resolve(),))
+        base = _build_pattern_set(
+            read_yaml_mapping(base_path, "pattern set"), base_path, seen + (base_path.resolve(),)
+        )
         patterns = {b: list(base.patterns.get(b, ())) for b in BEHAVIORS}
         for behavior, ids in _per_behavior(raw.get("remove"), path, "remove").items():
             known = {p.id for p in patterns[behavior]}
