@@ -74,7 +74,10 @@ class ModelConfig(StrictModel):
     tiny: TinyModelSpec | None = None
     """Build a tiny model from this spec (cached under `~/.cache/cogrl/models/<hash>`)."""
     dtype: Literal["float32", "bfloat16"] = "float32"
-    """Training dtype; float32 on CPU, bfloat16 on GPUs."""
+    """Compute dtype of the learner and weight dtype of the rollout engines and the reference policy; float32
+    on CPU, bfloat16 on GPUs. Trainable weights and optimizer state stay float32 either way (mixed precision,
+    Micikevicius et al., 2018): at the paper's lr 1e-6 an AdamW step is far below bfloat16's resolution
+    (2**-8 relative), so pure-bfloat16 weights would not move."""
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
@@ -111,9 +114,12 @@ class RolloutConfig(StrictModel):
     """vLLM on CPU: memory reserved for the KV cache, in GiB (on GPUs gpu_memory_utilization decides)."""
     sync_timeout_s: float = Field(120.0, gt=0)
     """A weight sync that takes longer than this fails the step instead of hanging it."""
-    sync_tolerance: float = Field(1e-3, gt=0)
+    sync_tolerance: float | None = Field(None, gt=0)
     """After a weight sync, each worker's log-probs of a fixed probe must match the learner's within this mean
-    absolute gap per token. 1e-3 holds for float32 on CPU; bfloat16 engines on GPUs need about 0.05."""
+    absolute gap per token. None follows `model.dtype` (cogrl.rl.sync.SYNC_TOLERANCE): 1e-3 for float32
+    (measured gap ~1e-7 on CPU), 0.05 for bfloat16, where the engine's bfloat16 kernels and the learner's
+    autocast over float32 masters round differently (measured 1.2e-3 on a tiny CPU model; larger models and
+    GPU kernels drift more). The exact check of the transferred tensors does not depend on it."""
     max_restarts: int = Field(2, ge=0)
     """How often a dead rollout worker is restarted (its share of the step is retried) before the run fails."""
 
@@ -185,6 +191,13 @@ class TrainerConfig(StrictModel):
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     """Max global gradient norm (paper: 1.0)."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward pass instead of keeping them (Chen et al.,
+    2016, "Training deep nets with sublinear memory cost"): about one extra forward for a several-fold cut in
+    activation memory. Off on CPU, where tiny models are 3-5x slower with it; on for the 3B GPU recipes."""
+    logits_chunk_tokens: int = Field(1024, ge=1)
+    """Response tokens per LM-head chunk when computing log-probs and entropy (cogrl.rl.forward): bounds the
+    float32 logits alive at once to this many rows of the vocabulary. Memory only; the result is unchanged."""
     num_learners: int = Field(1, ge=1)
     """Data-parallel learner ranks (torch distributed); one per GPU."""
     device: Literal["cpu", "cuda"] = "cpu"

@@ -14,7 +14,8 @@ import torch.multiprocessing as mp
 from cogrl.config import AlgorithmConfig, TinyModelSpec, TrainerConfig, validate_recipe
 from cogrl.models import build_tiny_model, load_causal_lm
 from cogrl.rl.batch import Experience
-from cogrl.rl.learner import Learner, LearnerGroup, pad_batch, shard_by_group
+from cogrl.rl.forward import pad_batch
+from cogrl.rl.learner import Learner, LearnerGroup, shard_by_group
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 MAX_NEW_TOKENS = 8

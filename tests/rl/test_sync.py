@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cogrl.config import RolloutConfig
+from cogrl.config import AlgorithmConfig, RolloutConfig, TrainerConfig
 from cogrl.models import load_causal_lm
+from cogrl.rl.batch import Experience
+from cogrl.rl.learner import Learner
 from cogrl.rl.rollout import RolloutPool
-from cogrl.rl.sync import SyncError, SyncTimeoutError, probe_tokens, push_weights
+from cogrl.rl.sync import SYNC_TOLERANCE, SyncError, SyncTimeoutError, probe_tokens, push_weights
 
 pytestmark = pytest.mark.slow
 
@@ -84,5 +86,34 @@ def test_sync_timeout_raises(ray_session, tiny_model_dir):
         with pytest.raises(SyncTimeoutError, match="did not finish within 0.2 s"):
             push_weights(pool, state, reference_logprobs=[0.0], timeout_s=0.2)
         del busy  # shutdown() below kills the busy worker
+    finally:
+        pool.shutdown()
+
+
+def test_bfloat16_learner_syncs_into_bfloat16_workers(ray_session, tiny_model_dir):
+    """The GPU recipes' precision on CPU: a bfloat16 learner (float32 masters, autocast) after an update sends
+    bfloat16 tensors, and the bfloat16 workers' probe agrees within the dtype's default tolerance."""
+    learner = Learner(
+        tiny_model_dir, AlgorithmConfig(kl_coef=0.0), TrainerConfig(lr=1e-3), 8, seed=0, dtype="bfloat16"
+    )
+    batch = [Experience((5, 6, 7), (9, 10, 11), (), float(k % 2), k // 2) for k in range(4)]
+    learner.update(batch)
+    pool = RolloutPool(
+        1,
+        "hf",
+        tiny_model_dir,
+        RolloutConfig(max_new_tokens=8),
+        seed=0,
+        dtype="bfloat16",
+        cpus_per_worker=0.25,
+    )
+    try:
+        prompt, response = probe_tokens(pool)
+        state = learner.policy_state()
+        assert {t.dtype for t in state.values()} == {torch.bfloat16}
+        reference = learner.logprobs([prompt], [response])[0]
+        report = push_weights(pool, state, reference_logprobs=reference)
+        gap = sum(abs(a - b) for a, b in zip(report.probe_logprobs, reference, strict=True)) / len(reference)
+        assert 0 < gap <= SYNC_TOLERANCE["bfloat16"]
     finally:
         pool.shutdown()

@@ -143,6 +143,7 @@ class Trainer:
             trainer=recipe.trainer,
             max_new_tokens=recipe.rollout.max_new_tokens,
             seed=recipe.seed,
+            dtype=recipe.model.dtype,
         )
         if checkpoint:
             self.learners.load(checkpoint[1])

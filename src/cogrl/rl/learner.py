@@ -5,10 +5,11 @@ actors (OpenRLHF style). Ranks hold identical replicas: each trains on whole gro
 are summed with torch.distributed, and every normaliser (token and sequence counts, GAE whitening moments)
 is summed first, so N ranks compute exactly the update one rank would compute on the whole batch.
 
-Layout of a padded batch: each sequence is ``prompt + response`` right-padded to the longest one; the
-logits that predict response token ``j`` sit at position ``len(prompt) + j - 1`` (``logit_index``), so
-response tensors are ``[batch, longest response]`` with a ``response_mask``. Models run in eval mode
-(no dropout): an RL update must be a deterministic function of its batch.
+Precision: trainable weights, gradients and AdamW state are float32; with ``model.dtype: bfloat16`` the
+forward and backward passes run under bfloat16 autocast and the frozen reference is held in bfloat16
+(``model.dtype`` in cogrl.config says why never pure-bfloat16 weights). Log-probs come from
+`cogrl.rl.forward` (response positions only, chunked LM head). Models are in train mode (so gradient
+checkpointing works) with dropout switched off: an RL update must be a deterministic function of its batch.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import nn
 from cogrl.config import AlgorithmConfig, TrainerConfig
 from cogrl.rl import algorithms as algo
 from cogrl.rl.batch import Experience
+from cogrl.rl.forward import PaddedBatch, pad_batch, response_hidden, response_logprobs, response_mask_of
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -42,48 +44,6 @@ TOKENIZER_FILES = (
 )
 """Copied verbatim from the model directory into every saved policy, so a checkpoint is a model dir."""
 LEARNER_STATE = "learner_state.pt"
-
-
-# --------------------------------------------------------------------------------------------------------
-# Padded batches
-# --------------------------------------------------------------------------------------------------------
-@dataclass
-class PaddedBatch:
-    input_ids: torch.Tensor  # [B, L] prompt + response, right-padded with 0
-    attention_mask: torch.Tensor  # [B, L]
-    logit_index: torch.Tensor  # [B, R] position of the logits that predict each response token
-    response_ids: torch.Tensor  # [B, R]
-    response_mask: torch.Tensor  # [B, R] float, 1 on real response tokens
-
-
-def pad_batch(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], device: torch.device) -> PaddedBatch:
-    """Right-pad ``(prompt_ids, response_ids)`` pairs; each needs a non-empty prompt."""
-    longest = max((len(p) + len(r) for p, r in pairs), default=0)
-    longest_response = max((len(r) for _, r in pairs), default=0)
-    input_ids = torch.zeros(len(pairs), longest, dtype=torch.long)
-    attention_mask = torch.zeros(len(pairs), longest, dtype=torch.long)
-    logit_index = torch.zeros(len(pairs), longest_response, dtype=torch.long)
-    response_ids = torch.zeros(len(pairs), longest_response, dtype=torch.long)
-    response_mask = torch.zeros(len(pairs), longest_response)
-    for i, (prompt, response) in enumerate(pairs):
-        if not prompt:
-            raise ValueError(f"sequence {i}: empty prompt (the first response token needs a context)")
-        n, r = len(prompt), len(response)
-        input_ids[i, : n + r] = torch.tensor([*prompt, *response], dtype=torch.long)
-        attention_mask[i, : n + r] = 1
-        logit_index[i, :r] = torch.arange(n - 1, n + r - 1)
-        response_ids[i, :r] = torch.tensor(response, dtype=torch.long)
-        response_mask[i, :r] = 1
-    return PaddedBatch(
-        *(x.to(device) for x in (input_ids, attention_mask, logit_index, response_ids, response_mask))
-    )
-
-
-def response_mask_of(responses: Sequence[Sequence[int]], device: torch.device) -> torch.Tensor:
-    """``[B, longest response]`` float mask, 1 on real response tokens."""
-    longest = max((len(r) for r in responses), default=0)
-    lengths = torch.tensor([len(r) for r in responses], dtype=torch.long)
-    return (torch.arange(longest)[None, :] < lengths[:, None]).float().to(device)
 
 
 @dataclass
@@ -103,17 +63,6 @@ class PreparedBatch:
     """``old_logprobs`` are filled by the (single) training pass, see `Learner.old_logprobs_in_training`."""
 
 
-def response_logits(model: nn.Module, batch: PaddedBatch) -> torch.Tensor:
-    """``[B, R, vocab]`` float32 logits at the positions that predict the response tokens."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
-    return logits[rows, batch.logit_index].float()
-
-
-def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    return torch.log_softmax(logits, dim=-1).gather(-1, tokens[..., None]).squeeze(-1)
-
-
 class ValueModel(nn.Module):
     """The critic: a causal LM's transformer backbone plus a scalar head (the LM head is dropped).
 
@@ -131,12 +80,10 @@ class ValueModel(nn.Module):
             self.head.weight.copy_(torch.randn(1, hidden, generator=generator) / (hidden + 1))
 
     def forward(self, batch: PaddedBatch) -> torch.Tensor:
-        """``[B, R]`` values of the states before each response token."""
-        hidden = self.backbone(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask
-        ).last_hidden_state
-        rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
-        return self.head(hidden[rows, batch.logit_index]).squeeze(-1).float()
+        """``[B, R]`` values of the states before each response token (0 on padding)."""
+        values = torch.zeros(batch.response_mask.shape, device=batch.response_mask.device)
+        head = self.head(response_hidden(self.backbone, batch)).squeeze(-1).float()
+        return values.masked_scatter(batch.response_mask.bool(), head)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -155,10 +102,13 @@ class Learner:
         rank: int = 0,
         world_size: int = 1,
         dist_url: str | None = None,
+        dtype: str = "float32",
     ) -> None:
+        """``dtype``: the compute dtype (``model.dtype``); also the dtype of the weights sent to rollout workers."""
         from cogrl.models import load_causal_lm
 
         self.model_dir = Path(model_dir)
+        self.dtype = getattr(torch, dtype)
         self.algorithm = algorithm
         self.trainer = trainer
         self.loss_constant = algorithm.loss_agg_constant or float(max_new_tokens)
@@ -173,21 +123,36 @@ class Learner:
             dist.init_process_group(backend, init_method=dist_url, rank=rank, world_size=world_size)
         torch.manual_seed(seed)
 
-        self.policy = load_causal_lm(self.model_dir).to(self.device)
+        self.policy = _trainable(load_causal_lm(self.model_dir), trainer).to(self.device)
         self.optimizer = torch.optim.AdamW(
             self.policy.parameters(), lr=trainer.lr, weight_decay=trainer.weight_decay
         )
         self.reference: nn.Module | None = None
         if algorithm.kl_coef > 0:
-            self.reference = load_causal_lm(self.model_dir).to(self.device).requires_grad_(False)
+            self.reference = load_causal_lm(self.model_dir, dtype).to(self.device).requires_grad_(False)
         self.critic: ValueModel | None = None
         self.critic_optimizer: torch.optim.Optimizer | None = None
         if algorithm.advantage == "gae":
-            self.critic = ValueModel(load_causal_lm(self.model_dir), seed).to(self.device).eval()
+            self.critic = ValueModel(_trainable(load_causal_lm(self.model_dir), trainer), seed).to(
+                self.device
+            )
             self.critic_optimizer = torch.optim.AdamW(
                 self.critic.parameters(), lr=trainer.critic_lr, weight_decay=trainer.weight_decay
             )
         self.updates = 0
+
+    def _autocast(self) -> torch.autocast:
+        """Mixed precision: matmuls in the compute dtype, float32 weights (a no-op for float32)."""
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+    def _logprobs(self, model: nn.Module, batch: PaddedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        with self._autocast():
+            return response_logprobs(model, batch, self.trainer.logits_chunk_tokens)
+
+    def _values(self, batch: PaddedBatch) -> torch.Tensor:
+        assert self.critic is not None
+        with self._autocast():
+            return self.critic(batch)
 
     # ---- collectives (no-ops on one rank) ----
     def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -228,11 +193,11 @@ class Learner:
         )
         out = {}
         if with_policy:
-            out["old_logprobs"] = token_logprobs(response_logits(self.policy, batch), batch.response_ids)
+            out["old_logprobs"] = self._logprobs(self.policy, batch)[0]
         if self.reference is not None:
-            out["ref_logprobs"] = token_logprobs(response_logits(self.reference, batch), batch.response_ids)
+            out["ref_logprobs"] = self._logprobs(self.reference, batch)[0]
         if self.critic is not None:
-            out["values"] = self.critic(batch)
+            out["values"] = self._values(batch)
         mask = nn.functional.pad(batch.response_mask, (0, width - batch.response_mask.shape[1]))
         return {k: nn.functional.pad(v, (0, width - v.shape[1])) * mask for k, v in out.items()}
 
@@ -394,9 +359,7 @@ class Learner:
         r = batch.response_ids.shape[1]
         mask = batch.response_mask
         agg = {"mode": a.loss_agg, "constant": self.loss_constant, **norm}
-        logits = response_logits(self.policy, batch)
-        logprobs = token_logprobs(logits, batch.response_ids)
-        entropy = algo.entropy_from_logits(logits)
+        logprobs, entropy = self._logprobs(self.policy, batch)
         if prepared.old_logprobs_in_training:
             prepared.old_logprobs[indices, :r] = logprobs.detach() * mask
         pg_loss, clip_frac, approx_kl = algo.clipped_policy_loss(
@@ -417,7 +380,7 @@ class Learner:
         if self.critic is not None:
             assert prepared.values is not None
             vf_loss, vf_clip_frac = algo.clipped_value_loss(
-                self.critic(batch),
+                self._values(batch),
                 prepared.values[indices, :r],
                 prepared.returns[indices, :r],
                 mask,
@@ -446,9 +409,11 @@ class Learner:
 
     # ---- weights, evaluation, checkpoints ----
     def policy_state(self) -> dict[str, torch.Tensor]:
-        """The policy's weights as CPU tensors under their Hugging Face names (for weight sync)."""
+        """The policy's weights as CPU tensors in the rollout dtype under their Hugging Face names (for weight
+        sync: bfloat16 halves the bytes moved)."""
         return {
-            name: tensor.detach().to("cpu", copy=True) for name, tensor in self.policy.state_dict().items()
+            name: tensor.detach().to("cpu", dtype=self.dtype, copy=True)
+            for name, tensor in self.policy.state_dict().items()
         }
 
     @torch.no_grad()
@@ -457,7 +422,7 @@ class Learner:
     ) -> list[list[float]]:
         """The policy's log-probability of every response token (temperature 1)."""
         batch = pad_batch(list(zip(prompt_ids, response_ids, strict=True)), self.device)
-        logprobs = token_logprobs(response_logits(self.policy, batch), batch.response_ids)
+        logprobs = self._logprobs(self.policy, batch)[0]
         return [row[: len(r)].tolist() for row, r in zip(logprobs.cpu(), response_ids, strict=True)]
 
     def save(self, directory: str | Path) -> None:
@@ -507,6 +472,19 @@ class Learner:
     def close(self) -> None:
         if self.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _trainable(model: nn.Module, trainer: TrainerConfig) -> nn.Module:
+    """A float32 model in train mode (gradient checkpointing runs only in train mode) with every dropout
+    off, so that training and scoring passes compute the same deterministic function."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
+    if trainer.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model.float().train()
 
 
 def _rollout_logprob_drift(experiences: Sequence[Experience], logprobs: torch.Tensor) -> float:
@@ -596,6 +574,7 @@ class LearnerGroup:
         trainer: TrainerConfig,
         max_new_tokens: int,
         seed: int,
+        dtype: str = "float32",
         placement: Any = None,
         num_cpus_per_learner: float = 1.0,
     ) -> None:
@@ -627,6 +606,7 @@ class LearnerGroup:
                     rank=rank,
                     world_size=num_learners,
                     dist_url=dist_url,
+                    dtype=dtype,
                 )
                 for rank, actor in enumerate(self.actors)
             ]

@@ -453,6 +453,7 @@ class RolloutPool:
         self.model_dir = Path(model_dir)
         self.rollout = rollout
         self.seed = seed
+        self.dtype = dtype
         self.restarts = 0
         self.weights_ref: Any = None
         """Ray object of the last pushed state dict (None: the weights of `model_dir`)."""

@@ -42,6 +42,8 @@ PROBE_RESPONSE = (
     " <think> 7 - 3 = 4. 4 * 12 = 48. That is the target. </think> <answer> (7 - 3) * 12 </answer>"
 )
 """A fixed continuation whose log-probs show whether a worker's live weights are the learner's."""
+SYNC_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.05}
+"""Default probe tolerance per rollout dtype (see `rollout.sync_tolerance` in cogrl.config)."""
 
 
 class SyncError(RuntimeError):
@@ -84,13 +86,14 @@ def push_weights(
     """Send `state_dict` (HF parameter names, CPU tensors) to every worker of `pool` and verify it.
 
     `reference_logprobs`: the learner's log-probs of `probe_tokens(pool)`; each worker's must match within
-    `tolerance` (mean absolute gap per token; default rollout.sync_tolerance). `timeout_s` defaults to
-    rollout.sync_timeout_s."""
+    `tolerance` (mean absolute gap per token; default rollout.sync_tolerance, or the pool dtype's entry of
+    `SYNC_TOLERANCE`). `timeout_s` defaults to rollout.sync_timeout_s."""
     import ray
     from ray.exceptions import GetTimeoutError
 
     timeout_s = pool.rollout.sync_timeout_s if timeout_s is None else timeout_s
-    tolerance = pool.rollout.sync_tolerance if tolerance is None else tolerance
+    if tolerance is None:
+        tolerance = pool.rollout.sync_tolerance or SYNC_TOLERANCE[pool.dtype]
     started = time.monotonic()
     prompt, response = probe_tokens(pool)
     expected = weights_fingerprint(state_dict)
@@ -121,7 +124,8 @@ def push_weights(
         if gap > tolerance:
             raise SyncError(
                 f"rollout worker {rank}'s probe log-probs differ from the learner's by {gap:.2e} per token "
-                f"> rollout.sync_tolerance={tolerance:g}: the worker does not run the learner's weights"
+                f"> tolerance {tolerance:g} (rollout.sync_tolerance, {pool.dtype} rollouts): the worker does "
+                "not run the learner's weights"
             )
     return SyncReport(time.monotonic() - started, probes[0])
 
