@@ -12,18 +12,37 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from cogrl.files import InputError, read_yaml_mapping
+from cogrl.files import InputError, load_yaml, read_yaml_mapping
 
 
 class StrictModel(BaseModel):
     """Base of every config block: unknown keys are errors, values are re-validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic reads `true` as 1 in an int or float field: `trainer.steps=true` must be an error."""
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, bool) for item in items):
+            leaves = _leaf_types(cls.model_fields[info.field_name].annotation)
+            if leaves & {int, float} and not leaves & {bool, Any}:
+                raise ValueError(f"expected a number, got the boolean {value!r}")
+        return value
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -489,7 +508,7 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     if not sep or not key or any(not part for part in key.split(".")):
         raise InputError(f"override {override!r}: expected dotted.key=value")
     try:
-        parsed = yaml.safe_load(value)
+        parsed = load_yaml(value)
     except yaml.YAMLError:
         raise InputError(f"override {override!r}: value is not valid YAML") from None
     node = raw
@@ -543,6 +562,16 @@ def _model_in(annotation: Any) -> Any:
         if found is not None:
             return found
     return None
+
+
+def _leaf_types(annotation: Any) -> set[Any]:
+    """The types an annotation is made of: `list[int] | None` -> {int, NoneType}; Literal values' types."""
+    args = get_args(annotation)
+    if get_origin(annotation) is Literal:
+        return {type(arg) for arg in args}
+    if not args:
+        return {annotation}
+    return set().union(*(_leaf_types(arg) for arg in args))
 
 
 def dump_recipe(recipe: BaseModel) -> str:

@@ -25,7 +25,7 @@ from cogrl.behaviors.agreement import agreement_report, write_agreement
 from cogrl.behaviors.judge import JudgeCache, LLMJudge, Trajectory
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
 from cogrl.config import JudgeConfig
-from cogrl.files import InputError, dumps, read_jsonl
+from cogrl.files import InputError, atomic_path, check_output_dir, dumps, read_jsonl
 
 if TYPE_CHECKING:
     from cogrl.behaviors.regex_tagger import RegexTagger
@@ -223,6 +223,7 @@ def _print_judge_summary(judge: LLMJudge) -> None:
 def report(
     file: Annotated[Path, typer.Argument(help="JSONL written by `cogrl behaviors tag`.")],
     out: Annotated[Path, typer.Option(help="Output directory for tables, plots and the agreement report.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists and is not empty.")] = False,
 ) -> None:
     """Write the behavior analyses (rates, P(correct | behavior), co-occurrence, curves) and, when the lines
     carry both regex and judge tags (`tag --method hybrid`), per-behavior regex/judge agreement."""
@@ -230,6 +231,7 @@ def report(
 
     if not file.exists():
         raise InputError(f"{file}: no such file")
+    target = check_output_dir(out, overwrite, inputs=[file])
     records, bad = [], 0
     for line in read_jsonl(file):
         error = line.error
@@ -242,7 +244,6 @@ def report(
             print(f"{file}:{line.number}: {error}", file=sys.stderr)
     if not records:
         raise InputError(f"{file}: no tagged lines to report on")
-    files = list(write_report(records, out)["files"])
     pairs = [
         (
             BehaviorTags(r["behaviors_regex"], source="regex"),
@@ -251,8 +252,10 @@ def report(
         for r in records
         if r.get("behaviors_regex") is not None and r.get("behaviors_judge") is not None
     ]
-    if pairs:
-        files += [path.name for path in write_agreement(agreement_report(pairs), out)]
+    with atomic_path(target) as tmp:
+        files = list(write_report(records, tmp)["files"])
+        if pairs:
+            files += [path.name for path in write_agreement(agreement_report(pairs), tmp)]
     judged = f", regex/judge agreement on {len(pairs)} judged line(s)" if pairs else ""
     print(f"wrote {out}: {', '.join(files)} ({len(records)} lines{judged})", file=sys.stderr)
     if bad:

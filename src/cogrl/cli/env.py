@@ -20,7 +20,7 @@ from rich.console import Console
 
 from cogrl.config import describe_validation_error
 from cogrl.envs import Environment, Solver, available_envs, get_env_class, make_env
-from cogrl.files import InputError, atomic_path, dumps, read_jsonl
+from cogrl.files import InputError, atomic_path, check_output_dir, dumps, read_jsonl
 
 app = typer.Typer(help="List, generate, solve and score environments.", no_args_is_help=True)
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -75,14 +75,16 @@ def generate(
     out: Annotated[
         Path, typer.Option(help="Output directory (one sub-folder and one parquet file a split).")
     ],
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists and is not empty.")] = False,
 ) -> None:
     """Write every split of an environment as a Hugging Face dataset (save_to_disk) and as parquet."""
     import datasets
 
+    target = check_output_dir(out, overwrite)
     env = load_env(name, parse_extra_args(ctx.args))
     with stderr.status(f"generating {name} ..."):
         splits = {split: [_task_row(t) for t in env.tasks(split)] for split in env.splits}
-    with atomic_path(out) as tmp:
+    with atomic_path(target) as tmp:
         tmp.mkdir()
         for split, rows in splits.items():
             dataset = datasets.Dataset.from_list(rows)

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cogrl.files import InputError
+from cogrl.files import InputError, check_output_dir
 
 app = typer.Typer(help="Build priming SFT sets and run the SFT step.", no_args_is_help=True)
 stderr = Console(stderr=True)
@@ -66,12 +66,14 @@ def build(
     max_requests: Annotated[
         int | None, typer.Option(min=1, help="llm: give up after this many requests.")
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists and is not empty.")] = False,
 ) -> None:
     """Build a priming set: prompt/completion rows in the RL format, with behaviors and correctness."""
     from cogrl.cli.env import load_env
     from cogrl.priming.conditions import get_condition
     from cogrl.priming.dataset import build_synthetic, save_priming_set
 
+    target = check_output_dir(out, overwrite, inputs=[tokenizer])
     try:
         chosen = get_condition(condition)
     except KeyError as exc:
@@ -115,7 +117,7 @@ def build(
         )
         dataset, report = build_llm(env, chosen, n, n_val, config, seed=seed, tokenizer=tok, log=stderr.print)
         meta.update(model=report.model, rejections=report.rejections, requests=report.requests)
-    stats = save_priming_set(dataset, out, meta)
+    stats = save_priming_set(dataset, target, meta)
     train = stats["train"]
     n_validation = stats["validation"]["rows"] if "validation" in stats else 0
     stderr.print(
@@ -129,12 +131,14 @@ def sft(
     recipe: Annotated[Path, typer.Argument(help="An SFT recipe (e.g. recipes/cpu-tiny-prime-sft.yaml).")],
     overrides: Annotated[list[str] | None, typer.Argument(help="dotted.key=value overrides.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output model directory (default runs/<name>).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists and is not empty.")] = False,
 ) -> None:
     """Fine-tune a model on a priming set (TRL SFTTrainer, loss on the completion only)."""
     from cogrl.config import SFTRecipe, load_recipe
     from cogrl.priming.sft import run_sft
 
     loaded = load_recipe(recipe, overrides or [], kind=SFTRecipe)
-    target = out if out is not None else Path("runs") / loaded.name
-    result = run_sft(loaded, target, log=stderr.print)
+    out = out if out is not None else Path("runs") / loaded.name
+    inputs = [recipe, loaded.sft.dataset, loaded.model.path]
+    result = run_sft(loaded, check_output_dir(out, overwrite, inputs=inputs), log=stderr.print)
     stderr.print(f"done: {result} (start RL from it with model.path={result})")

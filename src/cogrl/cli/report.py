@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cogrl.files import atomic_path, check_output_dir
+
 console = Console(stderr=True)
 
 
@@ -28,10 +30,13 @@ def report(
     paper_csv: Annotated[
         Path | None, typer.Option(help="Overlay this results CSV (the paper's columns) instead.")
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists and is not empty.")] = False,
 ) -> None:
     """Write curves.csv (the paper's columns), accuracy.png, behaviors.png and summary.md."""
     from cogrl.experiments.report import write_sweep_report
 
-    files = write_sweep_report(runs, out, paper=paper.value, paper_csv=paper_csv)
+    target = check_output_dir(out, overwrite, inputs=[*runs, paper_csv])
+    with atomic_path(target) as tmp:
+        files = write_sweep_report(runs, tmp, paper=paper.value, paper_csv=paper_csv)
     for path in files:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {out / path.name}")

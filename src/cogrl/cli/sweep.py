@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cogrl.files import check_output_dir
+
 console = Console(stderr=True)
 
 
@@ -26,10 +28,16 @@ def sweep(
 ) -> None:
     """Prime, fine-tune and RL-train every condition; re-run the same command to resume. Exit code 1 when
     a condition failed (the others still ran)."""
-    from cogrl.experiments.sweep import load_sweep, plan_text, run_sweep
+    from cogrl.experiments.sweep import RECIPE_FILE, load_sweep, plan_text, run_sweep
 
     loaded = load_sweep(recipe, overrides or [])
     target = out if out is not None else Path("runs") / loaded.name
+    check_output_dir(
+        target,
+        inputs=[recipe],
+        resume_marker=RECIPE_FILE,
+        remedy=f"a sweep resumes only into a directory holding its {RECIPE_FILE}; give another --out",
+    )
     if dry_run:
         print(plan_text(loaded, target))
         return

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cogrl.config import load_recipe
-from cogrl.files import InputError
+from cogrl.files import InputError, check_output_dir
 
 console = Console(stderr=True)
 
@@ -50,6 +50,8 @@ def train(
         if dry_run:
             print(plan(loaded))
             return
+        if out is not None:  # the shared --out policy; RunDir.create then refuses a non-empty one
+            check_output_dir(out, inputs=[recipe], remedy=f"use --resume {out} to continue, or another --out")
         run = RunDir.create(loaded, out)
     console.print(f"run directory: {run.root}")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
