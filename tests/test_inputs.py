@@ -177,6 +177,14 @@ def test_a_boolean_is_not_a_number(override):
         load_recipe(REPO / "recipes/cpu-tiny-grpo.yaml", [override])
 
 
+@pytest.mark.parametrize(
+    "override", ["algorithm.kl_coef=.nan", "trainer.lr=.inf", "rollout.temperature=-.inf"]
+)
+def test_a_recipe_number_is_finite(override):
+    with pytest.raises(InputError, match=f"{override.split('=')[0]}: Input should be a finite number"):
+        load_recipe(REPO / "recipes/cpu-tiny-grpo.yaml", [override])
+
+
 def test_a_boolean_is_not_a_number_in_a_recipe_file_or_a_list(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"extends: {REPO / 'recipes/cpu-tiny-grpo.yaml'}\ntrainer: {{steps: true}}\n")
