@@ -11,6 +11,7 @@ import datasets
 import pytest
 
 from cogrl.cli.env import parse_extra_args
+from cogrl.config import TrainerConfig
 from cogrl.envs import available_envs, get_env_class
 from cogrl.files import InputError
 
@@ -79,8 +80,7 @@ def test_bad_recipe_exits_2_with_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"cogrl: error: {recipe}: unknown key 'trainer.stepz'; did you mean 'trainer.steps'? "
-        "(valid here: checkpoint_every, critic_lr, device, eval_every, eval_problems, eval_samples, grad_clip, "
-        "keep_checkpoints, lr, num_learners, prompts_per_step, steps, weight_decay)"
+        f"(valid here: {', '.join(sorted(TrainerConfig.model_fields))})"
     ]
 
 

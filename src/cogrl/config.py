@@ -222,6 +222,14 @@ class TrainerConfig(StrictModel):
     float32 logits alive at once to this many rows of the vocabulary. Memory only; the result is unchanged."""
     num_learners: int = Field(1, ge=1)
     """Data-parallel learner ranks (torch distributed); one per GPU."""
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    """How learner ranks hold the models. `ddp`: every rank a full replica of the policy, critic, reference
+    and optimizer state (simple; fits small models). `fsdp`: torch FSDP2 (`fully_shard`, Zhao et al., 2023,
+    "PyTorch FSDP") shards each decoder layer's weights, gradients and AdamW state across the ranks, so
+    per-rank memory falls as ranks are added (the paper's 3B PPO needs it). Both give the same update."""
+    cpu_offload: bool = False
+    """fsdp only: keep the sharded float32 weights, gradients and optimizer state in host memory and step the
+    optimizer on the CPU (FSDP2's CPUOffloadPolicy), for GPUs too small for them; slower."""
     device: Literal["cpu", "cuda"] = "cpu"
     eval_every: int = Field(10, ge=0)
     """Evaluate on the test split every k steps (paper: 10); 0 disables."""
@@ -232,6 +240,12 @@ class TrainerConfig(StrictModel):
     checkpoint_every: int = Field(10, ge=1)
     """Steps between checkpoints; a crash resumes from the last one."""
     keep_checkpoints: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _offload_needs_fsdp(self) -> TrainerConfig:
+        if self.cpu_offload and self.strategy != "fsdp":
+            raise ValueError("trainer.cpu_offload needs trainer.strategy: fsdp")
+        return self
 
 
 # --------------------------------------------------------------------------------------------------------

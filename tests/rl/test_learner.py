@@ -279,13 +279,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _rank_main(rank: int, world_size: int, url: str, model_dir: str, config: dict, out: str) -> None:
+def _rank_main(
+    rank: int, world_size: int, url: str, model_dir: str, config: dict, strategy: str, groups: int, out: str
+) -> None:
     torch.set_num_threads(1)
-    batch = make_batch(num_groups=4, group_size=2)
+    batch = make_batch(num_groups=groups, group_size=2)
     learner = Learner(
         model_dir,
         AlgorithmConfig(**config),
-        TrainerConfig(lr=1e-3, critic_lr=1e-3),
+        TrainerConfig(lr=1e-3, critic_lr=1e-3, strategy=strategy),
         MAX_NEW_TOKENS,
         seed=0,
         rank=rank,
@@ -293,16 +295,28 @@ def _rank_main(rank: int, world_size: int, url: str, model_dir: str, config: dic
         dist_url=url,
     )
     stats = learner.update(shard_by_group(batch, world_size)[rank])
+    policy = learner.policy_state()  # under fsdp every rank takes part in the gather
     if rank == 0:
-        torch.save({"policy": learner.policy_state(), "stats": stats}, out)
+        torch.save({"policy": policy, "stats": stats}, out)
     learner.close()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(DP_CONFIGS))
-def test_two_ranks_over_gloo_equal_one_rank(model_dir, tmp_path, name):
+@pytest.mark.parametrize(
+    ("name", "strategy", "ranks", "groups"),
+    [
+        ("gae", "ddp", 2, 4),
+        ("grpo", "ddp", 2, 4),
+        ("gae", "fsdp", 2, 4),
+        ("grpo", "fsdp", 2, 4),
+        ("gae", "fsdp", 1, 4),
+        ("gae", "fsdp", 2, 1),  # one group for two ranks: rank 0 runs empty lockstep slots
+    ],
+)
+def test_data_parallel_ranks_equal_one_rank(model_dir, tmp_path, name, strategy, ranks, groups):
+    """ddp and FSDP2 over gloo give the update one plain learner computes on the whole batch."""
     config = DP_CONFIGS[name]
-    batch = make_batch(num_groups=4, group_size=2)
+    batch = make_batch(num_groups=groups, group_size=2)
     single = Learner(
         model_dir, AlgorithmConfig(**config), TrainerConfig(lr=1e-3, critic_lr=1e-3), MAX_NEW_TOKENS, seed=0
     )
@@ -310,7 +324,8 @@ def test_two_ranks_over_gloo_equal_one_rank(model_dir, tmp_path, name):
 
     out = str(tmp_path / "rank0.pt")
     url = f"tcp://127.0.0.1:{_free_port()}"
-    mp.spawn(_rank_main, args=(2, url, str(model_dir), config, out), nprocs=2, join=True)
+    args = (ranks, url, str(model_dir), config, strategy, groups, out)
+    mp.spawn(_rank_main, args=args, nprocs=ranks, join=True)
     result = torch.load(out, weights_only=True)
     assert_same_parameters(single.policy_state(), result["policy"], atol=1e-5)
     for key in (
@@ -327,27 +342,72 @@ def test_two_ranks_over_gloo_equal_one_rank(model_dir, tmp_path, name):
     assert result["stats"]["num_response_tokens"] == single_stats["num_response_tokens"]
 
 
+def _bf16_offload_main(rank: int, url: str, model_dir: str, out: str) -> None:
+    torch.set_num_threads(1)
+    trainer = TrainerConfig(lr=1e-3, strategy="fsdp", cpu_offload=True)
+    learner = Learner(
+        model_dir, AlgorithmConfig(kl_coef=0.01), trainer, MAX_NEW_TOKENS, 0, rank, 2, url, dtype="bfloat16"
+    )
+    masters = {p.dtype for p in learner.policy.parameters()}
+    stats = learner.update(shard_by_group(make_batch(), 2)[rank])
+    policy = learner.policy_state()
+    if rank == 0:
+        torch.save({"masters": [str(d) for d in masters], "policy": policy, "stats": stats}, out)
+    learner.close()
+
+
 @pytest.mark.slow
-def test_learner_group_on_ray_matches_one_learner(model_dir, tmp_path):
+def test_fsdp_bfloat16_with_cpu_offload_tracks_the_float32_update(model_dir, tmp_path):
+    """The 40 GB recipes' settings on CPU: bfloat16 compute over float32 sharded masters, offloaded; the
+    update follows the plain float32 learner's (Adam steps of lr 1e-3, within bfloat16 rounding)."""
+    single = Learner(model_dir, AlgorithmConfig(kl_coef=0.01), TrainerConfig(lr=1e-3), MAX_NEW_TOKENS, seed=0)
+    single_stats = single.update(make_batch())
+    out = str(tmp_path / "rank0.pt")
+    mp.spawn(_bf16_offload_main, args=(f"tcp://127.0.0.1:{_free_port()}", str(model_dir), out), nprocs=2)
+    result = torch.load(out, weights_only=True)
+    assert result["masters"] == ["torch.float32"]
+    assert {t.dtype for t in result["policy"].values()} == {torch.bfloat16}
+    assert result["stats"]["pg_loss"] == pytest.approx(single_stats["pg_loss"], abs=0.05)
+    for name, tensor in single.policy_state().items():
+        torch.testing.assert_close(result["policy"][name].float(), tensor, rtol=0.02, atol=4e-3, msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_learner_group_on_ray_matches_one_learner_and_resumes_exactly(model_dir, tmp_path, strategy):
+    """Two ranks as Ray actors update like one learner; a fresh group loaded from their checkpoint (fsdp:
+    per-rank optimizer and critic shards) continues exactly as the one learner does."""
     import ray
 
     config = AlgorithmConfig(**DP_CONFIGS["gae"])
-    trainer = TrainerConfig(lr=1e-3, critic_lr=1e-3, num_learners=2)
-    batch = make_batch(num_groups=4, group_size=2)
-    single = Learner(model_dir, config, trainer, MAX_NEW_TOKENS, seed=0)
-    single.update(batch)
+    trainer = TrainerConfig(lr=1e-3, critic_lr=1e-3, num_learners=2, strategy=strategy)
+    first, second = make_batch(num_groups=4, group_size=2), make_batch(num_groups=4, group_size=2, seed=1)
+    single = Learner(model_dir, config, TrainerConfig(lr=1e-3, critic_lr=1e-3), MAX_NEW_TOKENS, seed=0)
+    single.update(first)
+
+    def group() -> LearnerGroup:
+        return LearnerGroup(
+            2, model_dir=model_dir, algorithm=config, trainer=trainer, max_new_tokens=MAX_NEW_TOKENS, seed=0
+        )
 
     ray.init(address="local", num_cpus=2, include_dashboard=False)
     try:
-        group = LearnerGroup(
-            2, model_dir=model_dir, algorithm=config, trainer=trainer, max_new_tokens=MAX_NEW_TOKENS, seed=0
-        )
-        stats = group.update(batch)
-        assert stats["num_sequences"] == len(batch)
-        assert_same_parameters(single.policy_state(), group.policy_state(), atol=1e-5)
-        group.save(tmp_path / "ckpt")
-        group.load(tmp_path / "ckpt")
-        assert_same_parameters(single.policy_state(), group.policy_state(), atol=1e-5)
-        group.shutdown()
+        before = group()
+        stats = before.update(first)
+        assert stats["num_sequences"] == len(first)
+        assert_same_parameters(single.policy_state(), before.policy_state(), atol=1e-5)
+        before.save(tmp_path / "ckpt")
+        before.shutdown()
+        assert (tmp_path / "ckpt" / "sharded").is_dir() == (strategy == "fsdp")
+
+        resumed = group()
+        resumed.load(tmp_path / "ckpt")
+        assert_same_parameters(single.policy_state(), resumed.policy_state(), atol=1e-5)
+        single_stats, resumed_stats = single.update(second), resumed.update(second)
+        assert_same_parameters(single.policy_state(), resumed.policy_state(), atol=1e-5)
+        assert resumed_stats["vf_loss"] == pytest.approx(single_stats["vf_loss"], rel=1e-5)
+        probe = [[5, 6, 7]], [[9, 10]]
+        assert resumed.logprobs(*probe)[0] == pytest.approx(single.logprobs(*probe)[0], abs=1e-5)
+        resumed.shutdown()
     finally:
         ray.shutdown()

@@ -113,3 +113,16 @@ def response_logprobs(
         logprobs = logprobs.masked_scatter(where, torch.cat([p[0] for p in parts]))
         entropy = entropy.masked_scatter(where, torch.cat([p[1] for p in parts]))
     return logprobs, entropy
+
+
+class ResponseLogprobs(nn.Module):
+    """A causal LM whose forward is `response_logprobs`. The learner shards this wrapper, not the LM: FSDP2
+    gathers a module's weights around its forward, and the LM head is used here, outside the LM's forward."""
+
+    def __init__(self, lm: nn.Module, chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> None:
+        super().__init__()
+        self.lm = lm
+        self.chunk_tokens = chunk_tokens
+
+    def forward(self, batch: PaddedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        return response_logprobs(self.lm, batch, self.chunk_tokens)

@@ -1,9 +1,12 @@
 """The learner: policy, frozen reference, critic and their optimizers; one PPO/GRPO update per RL step.
 
 `Learner` is a plain class (tests use it directly); `LearnerGroup` runs one per data-parallel rank as Ray
-actors (OpenRLHF style). Ranks hold identical replicas: each trains on whole groups of the batch, gradients
-are summed with torch.distributed, and every normaliser (token and sequence counts, GAE whitening moments)
-is summed first, so N ranks compute exactly the update one rank would compute on the whole batch.
+actors (OpenRLHF style). Each rank trains on whole groups of the batch; gradients are summed over ranks and
+every normaliser (token and sequence counts, GAE whitening moments) is summed first, so N ranks compute
+exactly the update one rank would compute on the whole batch. With ``trainer.strategy: ddp`` ranks hold
+replicas and gradients are all-reduced after the backward passes; with ``fsdp`` (FSDP2) each decoder layer
+is sharded across the ranks, gathered around its forward and reduce-scattered in its backward, so ranks
+must run their forward passes in lockstep (`_lockstep` pads a rank's micro-batches with empty ones).
 
 Precision: trainable weights, gradients and AdamW state are float32; with ``model.dtype: bfloat16`` the
 forward and backward passes run under bfloat16 autocast and the frozen reference is held in bfloat16
@@ -26,11 +29,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.tensor import DTensor
 
 from cogrl.config import AlgorithmConfig, TrainerConfig
 from cogrl.rl import algorithms as algo
 from cogrl.rl.batch import Experience
-from cogrl.rl.forward import PaddedBatch, pad_batch, response_hidden, response_logprobs, response_mask_of
+from cogrl.rl.forward import PaddedBatch, ResponseLogprobs, pad_batch, response_hidden, response_mask_of
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -44,6 +48,10 @@ TOKENIZER_FILES = (
 )
 """Copied verbatim from the model directory into every saved policy, so a checkpoint is a model dir."""
 LEARNER_STATE = "learner_state.pt"
+SHARDED_STATE = "sharded"
+"""fsdp checkpoints: the optimizer and critic state as torch.distributed.checkpoint shards, one file per rank."""
+EMPTY_SLOT = ((0,), (0,))
+"""The one-token sequence an empty micro-batch slot runs (with zero weight) so FSDP ranks stay in lockstep."""
 
 
 @dataclass
@@ -116,26 +124,28 @@ class Learner:
         self.device = torch.device(
             f"cuda:{torch.cuda.current_device()}" if trainer.device == "cuda" else "cpu"
         )
-        if world_size > 1:
+        self.fsdp = trainer.strategy == "fsdp"
+        if world_size > 1 or self.fsdp:
             if dist_url is None:
-                raise ValueError("world_size > 1 needs dist_url (tcp://host:port)")
+                raise ValueError("world_size > 1 or strategy fsdp needs dist_url (tcp://host:port)")
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             dist.init_process_group(backend, init_method=dist_url, rank=rank, world_size=world_size)
         torch.manual_seed(seed)
 
         self.policy = _trainable(load_causal_lm(self.model_dir), trainer).to(self.device)
+        self._policy = self._shard(ResponseLogprobs(self.policy, trainer.logits_chunk_tokens))
         self.optimizer = torch.optim.AdamW(
             self.policy.parameters(), lr=trainer.lr, weight_decay=trainer.weight_decay
         )
         self.reference: nn.Module | None = None
         if algorithm.kl_coef > 0:
             self.reference = load_causal_lm(self.model_dir, dtype).to(self.device).requires_grad_(False)
+            self._reference = self._shard(ResponseLogprobs(self.reference, trainer.logits_chunk_tokens))
         self.critic: ValueModel | None = None
         self.critic_optimizer: torch.optim.Optimizer | None = None
         if algorithm.advantage == "gae":
-            self.critic = ValueModel(_trainable(load_causal_lm(self.model_dir), trainer), seed).to(
-                self.device
-            )
+            critic = ValueModel(_trainable(load_causal_lm(self.model_dir), trainer), seed).to(self.device)
+            self.critic = self._shard(critic)
             self.critic_optimizer = torch.optim.AdamW(
                 self.critic.parameters(), lr=trainer.critic_lr, weight_decay=trainer.weight_decay
             )
@@ -145,9 +155,35 @@ class Learner:
         """Mixed precision: matmuls in the compute dtype, float32 weights (a no-op for float32)."""
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
 
+    def _shard(self, model: nn.Module) -> nn.Module:
+        """fsdp: shard each decoder layer (the classes HF lists in `_no_split_modules`), then the rest as the
+        root unit; gradients are summed over ranks like ddp's (the losses carry the global normalisers)."""
+        if not self.fsdp:
+            return model
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, MixedPrecisionPolicy, fully_shard
+
+        options: dict[str, Any] = {
+            "mesh": init_device_mesh(self.device.type, (self.world_size,)),
+            "mp_policy": MixedPrecisionPolicy(param_dtype=self.dtype, reduce_dtype=torch.float32),
+        }
+        if self.trainer.cpu_offload:
+            options["offload_policy"] = CPUOffloadPolicy(pin_memory=self.device.type == "cuda")
+        layers = {name for m in model.modules() for name in getattr(m, "_no_split_modules", None) or ()}
+        for module in list(model.modules()):
+            if type(module).__name__ in layers:
+                fully_shard(module, **options)
+        fully_shard(model, **options)
+        for module in model.modules():
+            if isinstance(module, FSDPModule):
+                module.set_gradient_divide_factor(1.0)
+                module.set_force_sum_reduction_for_comms(True)  # a plain SUM (gloo has no PREMUL_SUM)
+        return model
+
     def _logprobs(self, model: nn.Module, batch: PaddedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """``model``: ``self._policy`` or ``self._reference`` (the wrappers FSDP shards)."""
         with self._autocast():
-            return response_logprobs(model, batch, self.trainer.logits_chunk_tokens)
+            return model(batch)
 
     def _values(self, batch: PaddedBatch) -> torch.Tensor:
         assert self.critic is not None
@@ -155,22 +191,24 @@ class Learner:
             return self.critic(batch)
 
     # ---- collectives (no-ops on one rank) ----
-    def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Sum over ranks, on this rank's device (nccl reduces CUDA tensors only), returned where it was."""
+    def _all_reduce(self, tensor: torch.Tensor, op: dist.ReduceOp = dist.ReduceOp.SUM) -> torch.Tensor:
+        """Sum (or ``op``) over ranks, on this rank's device (nccl reduces CUDA tensors only), returned where
+        it was."""
         if self.world_size == 1:
             return tensor
         on_device = tensor.to(self.device)
-        dist.all_reduce(on_device)
+        dist.all_reduce(on_device, op=op)
         return on_device.to(tensor.device)
 
     def _reduce_gradients(self, model: nn.Module) -> None:
-        """Sum gradients over ranks (losses are already divided by global counts); missing grads are 0 so
-        every rank, and a single rank, steps the same parameters."""
+        """Sum gradients over ranks (losses are already divided by global counts; fsdp has reduce-scattered
+        them in the backward pass); missing grads are 0 so every rank, and a single rank, steps the same
+        parameters."""
         params = [p for p in model.parameters() if p.requires_grad]
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        if self.world_size > 1:
+        if self.world_size > 1 and not self.fsdp:
             flat = torch.cat([p.grad.reshape(-1) for p in params])
             dist.all_reduce(flat)
             offset = 0
@@ -180,24 +218,38 @@ class Learner:
 
     # ---- the update ----
     def _micro_batches(self, indices: Sequence[int]) -> list[list[int]]:
+        """Consecutive micro-batches of ``indices``; under fsdp padded with empty ones (`_lockstep`)."""
         size = self.algorithm.micro_batch_size
-        return [list(indices[i : i + size]) for i in range(0, len(indices), size)]
+        return self._lockstep([list(indices[i : i + size]) for i in range(0, len(indices), size)])
+
+    def _lockstep(self, micro_batches: list[list[int]]) -> list[list[int]]:
+        """fsdp: every rank runs as many forward passes as the busiest (each one gathers weights with all
+        ranks), so a rank with fewer sequences gets empty slots (`EMPTY_SLOT`, zero weight)."""
+        if not self.fsdp or self.world_size == 1:
+            return micro_batches
+        most = self._all_reduce(torch.tensor([len(micro_batches)]), op=dist.ReduceOp.MAX).item()
+        return micro_batches + [[] for _ in range(most - len(micro_batches))]
+
+    def _pad(self, experiences: Sequence[Experience], indices: list[int]) -> PaddedBatch:
+        pairs = [(experiences[i].prompt_ids, experiences[i].response_ids) for i in indices]
+        return pad_batch(pairs or [EMPTY_SLOT], self.device)
 
     @torch.no_grad()
     def _score_batch(
         self, experiences: Sequence[Experience], indices: list[int], width: int, with_policy: bool
     ) -> dict[str, torch.Tensor]:
-        """Old log-probs (current policy), reference log-probs and values of a micro-batch, ``[b, width]``."""
-        batch = pad_batch(
-            [(experiences[i].prompt_ids, experiences[i].response_ids) for i in indices], self.device
-        )
+        """Old log-probs (current policy), reference log-probs and values of a micro-batch, ``[b, width]``
+        (nothing for an empty lockstep slot)."""
+        batch = self._pad(experiences, indices)
         out = {}
         if with_policy:
-            out["old_logprobs"] = self._logprobs(self.policy, batch)[0]
+            out["old_logprobs"] = self._logprobs(self._policy, batch)[0]
         if self.reference is not None:
-            out["ref_logprobs"] = self._logprobs(self.reference, batch)[0]
+            out["ref_logprobs"] = self._logprobs(self._reference, batch)[0]
         if self.critic is not None:
             out["values"] = self._values(batch)
+        if not indices:
+            return {}
         mask = nn.functional.pad(batch.response_mask, (0, width - batch.response_mask.shape[1]))
         return {k: nn.functional.pad(v, (0, width - v.shape[1])) * mask for k, v in out.items()}
 
@@ -353,13 +405,17 @@ class Learner:
     ) -> torch.Tensor:
         """Forward + backward of one micro-batch; returns its contributions to the accumulated statistics."""
         a = self.algorithm
-        batch = pad_batch(
-            [(experiences[i].prompt_ids, experiences[i].response_ids) for i in indices], self.device
-        )
+        batch = self._pad(experiences, indices)
+        logprobs, entropy = self._logprobs(self._policy, batch)
+        if not indices:  # an empty lockstep slot: join the collectives of forward and backward, add nothing
+            loss = 0.0 * (logprobs.sum() + entropy.sum())
+            if self.critic is not None:
+                loss = loss + 0.0 * self._values(batch).sum()
+            loss.backward()
+            return torch.zeros(len(_ACC_KEYS), dtype=torch.float64)
         r = batch.response_ids.shape[1]
         mask = batch.response_mask
         agg = {"mode": a.loss_agg, "constant": self.loss_constant, **norm}
-        logprobs, entropy = self._logprobs(self.policy, batch)
         if prepared.old_logprobs_in_training:
             prepared.old_logprobs[indices, :r] = logprobs.detach() * mask
         pg_loss, clip_frac, approx_kl = algo.clipped_policy_loss(
@@ -405,49 +461,74 @@ class Learner:
         self._reduce_gradients(model)
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), self.trainer.grad_clip)
         optimizer.step()
-        return grad_norm.item()
+        return (grad_norm.full_tensor() if isinstance(grad_norm, DTensor) else grad_norm).item()
 
     # ---- weights, evaluation, checkpoints ----
-    def policy_state(self) -> dict[str, torch.Tensor]:
-        """The policy's weights as CPU tensors in the rollout dtype under their Hugging Face names (for weight
-        sync: bfloat16 halves the bytes moved)."""
-        return {
-            name: tensor.detach().to("cpu", dtype=self.dtype, copy=True)
-            for name, tensor in self.policy.state_dict().items()
-        }
+    def policy_state(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+        """The policy's full weights as CPU tensors under their Hugging Face names, on rank 0 (other ranks
+        get ``{}``; under fsdp every rank must call, to gather the shards). ``dtype`` defaults to the rollout
+        dtype (for weight sync: bfloat16 halves the bytes moved)."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        dtype = dtype or self.dtype
+        if self.fsdp:
+            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            full = get_model_state_dict(self.policy, options=options)
+        else:
+            full = self.policy.state_dict() if self.rank == 0 else {}
+        return {name: tensor.detach().to("cpu", dtype=dtype, copy=True) for name, tensor in full.items()}
 
     @torch.no_grad()
     def logprobs(
         self, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]]
     ) -> list[list[float]]:
-        """The policy's log-probability of every response token (temperature 1)."""
+        """The policy's log-probability of every response token (temperature 1); under fsdp every rank must
+        call with the same arguments."""
         batch = pad_batch(list(zip(prompt_ids, response_ids, strict=True)), self.device)
-        logprobs = self._logprobs(self.policy, batch)[0]
+        logprobs = self._logprobs(self._policy, batch)[0]
         return [row[: len(r)].tolist() for row, r in zip(logprobs.cpu(), response_ids, strict=True)]
 
     def save(self, directory: str | Path) -> None:
-        """Write the policy as a Hugging Face model dir (+ the tokenizer) and the rest of the training state.
+        """Write the policy as a Hugging Face model dir (float32 masters, + the tokenizer) and the rest of the
+        training state. Every rank calls it (a shared filesystem across nodes): rank 0 writes the model and
+        ``learner_state.pt``; under fsdp each rank also writes its shard of the optimizer and critic state
+        (torch.distributed.checkpoint, ``sharded/``), so no rank ever holds all of it.
 
-        Ranks are replicas, so only rank 0 needs to call this. The reference model is not saved: it is the
-        initial policy, rebuilt from ``model_dir`` when a fresh learner is constructed before ``load``.
+        The reference model is not saved: it is the initial policy, rebuilt from ``model_dir`` when a fresh
+        learner is constructed before ``load``.
         """
         directory = Path(directory)
+        policy = self.policy_state(torch.float32)
+        state: dict[str, Any] = {"updates": self.updates, "cpu_rng": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if self.fsdp:
+            import torch.distributed.checkpoint as dcp
+
+            dcp.save(self._sharded_state(), checkpoint_id=directory / SHARDED_STATE)
+        else:
+            state["optimizer"] = self.optimizer.state_dict()
+            if self.critic is not None and self.critic_optimizer is not None:
+                state["critic"] = self.critic.state_dict()
+                state["critic_optimizer"] = self.critic_optimizer.state_dict()
+        if self.rank != 0:
+            return
         directory.mkdir(parents=True, exist_ok=True)
-        self.policy.save_pretrained(directory)
+        self.policy.save_pretrained(directory, state_dict=policy)
         for name in TOKENIZER_FILES:
             if (self.model_dir / name).is_file():
                 shutil.copyfile(self.model_dir / name, directory / name)
-        state: dict[str, Any] = {
-            "optimizer": self.optimizer.state_dict(),
-            "updates": self.updates,
-            "cpu_rng": torch.get_rng_state(),
-        }
-        if self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        if self.critic is not None and self.critic_optimizer is not None:
-            state["critic"] = self.critic.state_dict()
-            state["critic_optimizer"] = self.critic_optimizer.state_dict()
         torch.save(state, directory / LEARNER_STATE)
+
+    def _sharded_state(self) -> dict[str, Any]:
+        """fsdp: this rank's shards of the optimizer state (and the critic's weights and optimizer state)."""
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+        state = {"optimizer": get_optimizer_state_dict(self.policy, self.optimizer)}
+        if self.critic is not None and self.critic_optimizer is not None:
+            state["critic"] = get_model_state_dict(self.critic)
+            state["critic_optimizer"] = get_optimizer_state_dict(self.critic, self.critic_optimizer)
+        return state
 
     def load(self, directory: str | Path) -> None:
         """Restore what ``save`` wrote (into a learner built from the same model_dir and configs)."""
@@ -455,22 +536,44 @@ class Learner:
 
         directory = Path(directory)
         state = torch.load(directory / LEARNER_STATE, map_location=self.device, weights_only=True)
-        self.policy.load_state_dict(load_causal_lm(directory).state_dict())
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.critic is not None and self.critic_optimizer is not None:
-            if "critic" not in state:
-                raise ValueError(
-                    f"{directory / LEARNER_STATE}: no critic state (saved without advantage: gae)"
-                )
-            self.critic.load_state_dict(state["critic"])
-            self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        policy = load_causal_lm(directory).state_dict()
+        if self.fsdp:
+            self._load_sharded(directory, policy)
+        else:
+            self.policy.load_state_dict(policy)
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.critic is not None and self.critic_optimizer is not None:
+                if "critic" not in state:
+                    raise ValueError(
+                        f"{directory / LEARNER_STATE}: no critic state (saved without advantage: gae)"
+                    )
+                self.critic.load_state_dict(state["critic"])
+                self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.updates = state["updates"]
         torch.set_rng_state(state["cpu_rng"].cpu())
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
 
+    def _load_sharded(self, directory: Path, policy: dict[str, torch.Tensor]) -> None:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
+        set_model_state_dict(self.policy, policy, options=StateDictOptions(full_state_dict=True))
+        sharded = self._sharded_state()
+        if not (directory / SHARDED_STATE).is_dir():
+            raise ValueError(f"{directory}: no {SHARDED_STATE}/ state (saved with trainer.strategy: ddp)")
+        dcp.load(sharded, checkpoint_id=directory / SHARDED_STATE)
+        set_optimizer_state_dict(self.policy, self.optimizer, sharded["optimizer"])
+        if self.critic is not None and self.critic_optimizer is not None:
+            set_model_state_dict(self.critic, sharded["critic"])
+            set_optimizer_state_dict(self.critic, self.critic_optimizer, sharded["critic_optimizer"])
+
     def close(self) -> None:
-        if self.world_size > 1 and dist.is_initialized():
+        if dist.is_initialized():
             dist.destroy_process_group()
 
 
@@ -594,7 +697,8 @@ class LearnerGroup:
                     placement, placement_group_bundle_index=rank
                 )
             self.actors.append(actor_class.options(**options).remote())
-        dist_url = ray.get(self.actors[0].rendezvous_address.remote()) if num_learners > 1 else None
+        distributed = num_learners > 1 or trainer.strategy == "fsdp"
+        dist_url = ray.get(self.actors[0].rendezvous_address.remote()) if distributed else None
         ray.get(
             [
                 actor.setup.remote(
@@ -622,19 +726,20 @@ class LearnerGroup:
         )[0]
 
     def policy_state(self) -> dict[str, torch.Tensor]:
+        """Rank 0's full state (every rank takes part: under fsdp they gather the shards together)."""
         import ray
 
-        return ray.get(self.actors[0].policy_state.remote())
+        return ray.get([actor.policy_state.remote() for actor in self.actors])[0]
 
     def logprobs(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[list[float]]:
         import ray
 
-        return ray.get(self.actors[0].logprobs.remote(prompt_ids, response_ids))
+        return ray.get([actor.logprobs.remote(prompt_ids, response_ids) for actor in self.actors])[0]
 
     def save(self, directory: str | Path) -> None:
         import ray
 
-        ray.get(self.actors[0].save.remote(str(directory)))
+        ray.get([actor.save.remote(str(directory)) for actor in self.actors])
 
     def load(self, directory: str | Path) -> None:
         import ray
