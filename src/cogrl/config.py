@@ -189,6 +189,11 @@ class AlgorithmConfig(StrictModel):
     """Sequences per optimizer step; None = the whole batch in one step (fully on-policy)."""
     micro_batch_size: int = Field(8, gt=0)
     """Sequences per forward/backward pass (gradient accumulation inside a mini-batch); memory only."""
+    max_tokens_per_micro_batch: int | None = Field(None, gt=0)
+    """Pack micro-batches by padded size instead (sequences x longest sequence <= this many tokens; a longer
+    sequence goes alone), shortest sequences together, as veRL's dynamic batch size does: activation memory
+    is bounded by tokens, not by a count that must assume the worst length. Losses keep their global
+    normalisers, so the update is unchanged; memory only. None: `micro_batch_size` sequences each."""
 
     @model_validator(mode="after")
     def _check(self) -> AlgorithmConfig:

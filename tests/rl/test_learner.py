@@ -118,6 +118,24 @@ def test_micro_batches_accumulate_to_the_big_batch(model_dir, loss_agg):
 
 
 @pytest.mark.parametrize("advantage", ["grpo", "gae"])
+def test_token_budget_micro_batches_give_the_same_update(model_dir, advantage):
+    """Packing by padded tokens (shortest together, out of batch order) changes memory, not the update."""
+    batch = make_batch()
+    config = {"advantage": advantage, "kl_coef": 0.01, "kl_in_reward": advantage == "gae"}
+    whole = make_learner(model_dir, micro_batch_size=len(batch), **config)
+    packed = make_learner(model_dir, max_tokens_per_micro_batch=24, **config)
+    cuts = packed._micro_batches(batch, range(len(batch)))
+    assert len(cuts) > 1 and sorted(i for cut in cuts for i in cut) == list(range(len(batch)))
+    for cut in cuts:
+        longest = max(len(batch[i].prompt_ids) + len(batch[i].response_ids) for i in cut)
+        assert len(cut) == 1 or len(cut) * longest <= 24
+    stats_whole, stats_packed = whole.update(batch), packed.update(batch)
+    assert_same_parameters(whole.policy_state(), packed.policy_state(), atol=1e-5)
+    for key in ("pg_loss", "vf_loss", "entropy", "grad_norm", "kl"):
+        assert stats_whole[key] == pytest.approx(stats_packed[key], rel=1e-5, abs=1e-7), key
+
+
+@pytest.mark.parametrize("advantage", ["grpo", "gae"])
 def test_old_logprobs_from_the_training_pass_give_the_same_update(model_dir, advantage):
     batch = make_batch()
     reuse, recompute = (
@@ -252,12 +270,18 @@ def test_an_empty_shard_still_steps(model_dir, advantage):
     assert_same_parameters(before, learner.policy_state())
 
 
-def test_shard_by_group_keeps_groups_whole():
-    batch = make_batch(num_groups=5, group_size=3)
+def test_shard_by_group_keeps_groups_whole_and_balances_tokens():
+    batch = make_batch(num_groups=9, group_size=3)
     shards = shard_by_group(batch, 2)
-    assert [len(s) for s in shards] == [6, 9]
-    assert shards[0] + shards[1] == batch
-    assert shard_by_group(batch[:3], 2) == [[], batch[:3]]
+    assert sorted(map(id, shards[0] + shards[1])) == sorted(map(id, batch))
+    assert not {e.group for e in shards[0]} & {e.group for e in shards[1]}
+    assert all(shard == [e for e in batch if e in shard] for shard in shards)  # batch order kept
+    tokens = [sum(len(e.prompt_ids) + len(e.response_ids) for e in shard) for shard in shards]
+    biggest_group = max(
+        sum(len(e.prompt_ids) + len(e.response_ids) for e in batch if e.group == g) for g in range(9)
+    )
+    assert abs(tokens[0] - tokens[1]) <= biggest_group
+    assert shard_by_group(batch[:3], 2) == [batch[:3], []]
 
 
 # ---- data parallel ------------------------------------------------------------------------------------

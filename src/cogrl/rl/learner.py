@@ -217,10 +217,21 @@ class Learner:
                 offset += p.numel()
 
     # ---- the update ----
-    def _micro_batches(self, indices: Sequence[int]) -> list[list[int]]:
-        """Consecutive micro-batches of ``indices``; under fsdp padded with empty ones (`_lockstep`)."""
-        size = self.algorithm.micro_batch_size
-        return self._lockstep([list(indices[i : i + size]) for i in range(0, len(indices), size)])
+    def _micro_batches(self, experiences: Sequence[Experience], indices: Sequence[int]) -> list[list[int]]:
+        """``indices`` cut into micro-batches: ``micro_batch_size`` consecutive sequences each, or packed by
+        length under ``max_tokens_per_micro_batch``; under fsdp padded with empty ones (`_lockstep`)."""
+        budget = self.algorithm.max_tokens_per_micro_batch
+        if budget is None:
+            size = self.algorithm.micro_batch_size
+            return self._lockstep([list(indices[i : i + size]) for i in range(0, len(indices), size)])
+        micro_batches: list[list[int]] = []
+        for i in sorted(indices, key=lambda i: _length(experiences[i])):
+            # ascending lengths: the sequence being added is the longest of its micro-batch
+            if micro_batches and (len(micro_batches[-1]) + 1) * _length(experiences[i]) <= budget:
+                micro_batches[-1].append(i)
+            else:
+                micro_batches.append([i])
+        return self._lockstep(micro_batches)
 
     def _lockstep(self, micro_batches: list[list[int]]) -> list[list[int]]:
         """fsdp: every rank runs as many forward passes as the busiest (each one gathers weights with all
@@ -270,20 +281,23 @@ class Learner:
         scores = torch.tensor([e.reward for e in experiences], dtype=torch.float32, device=self.device)
         group = torch.tensor([e.group for e in experiences], dtype=torch.long, device=self.device)
 
-        scored: dict[str, list[torch.Tensor]] = {}
-        for indices in self._micro_batches(range(n)):
+        scored = {
+            key: torch.zeros(n, width, device=self.device)
+            for key, wanted in (
+                ("old_logprobs", True),
+                ("ref_logprobs", self.reference is not None),
+                ("values", self.critic is not None),
+            )
+            if wanted
+        }
+        for indices in self._micro_batches(experiences, range(n)):
             for key, value in self._score_batch(
                 experiences, indices, width, not old_logprobs_in_training
             ).items():
-                scored.setdefault(key, []).append(value)
-        empty = torch.zeros(n, width, device=self.device)
-        old_logprobs = (
-            torch.cat(scored["old_logprobs"]) if n and not old_logprobs_in_training else empty.clone()
+                scored[key][indices] = value
+        old_logprobs, ref_logprobs, values = (
+            scored.get(k) for k in ("old_logprobs", "ref_logprobs", "values")
         )
-        ref_logprobs = (
-            (torch.cat(scored["ref_logprobs"]) if n else empty) if self.reference is not None else None
-        )
-        values = (torch.cat(scored["values"]) if n else empty) if self.critic is not None else None
 
         kl = algo.kl_penalty(old_logprobs, ref_logprobs, a.kl_estimator) if ref_logprobs is not None else None
         rewards = algo.token_rewards(scores, response_mask, kl if a.kl_in_reward else None, a.kl_coef)
@@ -339,7 +353,7 @@ class Learner:
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.critic_optimizer is not None:
                     self.critic_optimizer.zero_grad(set_to_none=True)
-                for indices in self._micro_batches(mini):
+                for indices in self._micro_batches(experiences, mini):
                     acc += self._train_micro_batch(experiences, indices, norm, prepared)
                 grad_norms.append(self._step(self.policy, self.optimizer))
                 if self.critic is not None:
@@ -577,6 +591,10 @@ class Learner:
             dist.destroy_process_group()
 
 
+def _length(experience: Experience) -> int:
+    return len(experience.prompt_ids) + len(experience.response_ids)
+
+
 def _trainable(model: nn.Module, trainer: TrainerConfig) -> nn.Module:
     """A float32 model in train mode (gradient checkpointing runs only in train mode) with every dropout
     off, so that training and scoring passes compute the same deterministic function."""
@@ -608,14 +626,20 @@ _ACC_KEYS = ("pg_loss", "vf_loss", "entropy", "clip_frac", "approx_kl", "vf_clip
 # Ray: one actor per rank
 # --------------------------------------------------------------------------------------------------------
 def shard_by_group(experiences: Sequence[Experience], num_shards: int) -> list[list[Experience]]:
-    """Split a batch into ``num_shards`` contiguous runs of whole groups (group baselines stay on one rank),
-    as even in group count as possible; shards may be empty when there are fewer groups than shards."""
-    groups: dict[int, list[Experience]] = {}
-    for experience in experiences:
-        groups.setdefault(experience.group, []).append(experience)
-    ordered = list(groups.values())
-    bounds = [round(k * len(ordered) / num_shards) for k in range(num_shards + 1)]
-    return [[e for g in ordered[bounds[k] : bounds[k + 1]] for e in g] for k in range(num_shards)]
+    """Split a batch into ``num_shards`` shards of whole groups (group baselines stay on one rank) balanced
+    in tokens, since a rank's time goes with its tokens: groups, longest first, each go to the shard with
+    the fewest tokens so far (Graham's LPT rule). Each shard keeps batch order; shards may be empty when
+    there are fewer groups than shards."""
+    groups: dict[int, list[int]] = {}
+    for index, experience in enumerate(experiences):
+        groups.setdefault(experience.group, []).append(index)
+    tokens = [0] * num_shards
+    owner: dict[int, int] = {}
+    for group, members in sorted(groups.items(), key=lambda g: -sum(_length(experiences[i]) for i in g[1])):
+        shard = min(range(num_shards), key=lambda k: (tokens[k], k))
+        owner[group] = shard
+        tokens[shard] += sum(_length(experiences[i]) for i in members)
+    return [[e for e in experiences if owner[e.group] == k] for k in range(num_shards)]
 
 
 class LearnerActor:
