@@ -84,7 +84,9 @@ class AnchorIndex:
         """``anchors[i]`` are the anchors of pattern ``i`` (none: the pattern is not indexed)."""
         self.words: dict[str, set[int]] = {}
         self.prefixes: dict[str, set[int]] = {}
-        self.pairs: list[tuple[str, str, int]] = []
+        self.pairs: dict[str, list[tuple[str, int]]] = {}
+        """First word of a two-word anchor -> (second word or prefix, pattern); a first part that is a
+        prefix is keyed ``"hmm*"``."""
         self.symbols: dict[str, list[int]] = {}
         self.after_number: dict[str, set[int]] = {}
         self.number_before_symbol: dict[str, list[int]] = {}
@@ -99,18 +101,22 @@ class AnchorIndex:
                     else:
                         self.number_before_symbol.setdefault(parts[1], []).append(index)
                 elif len(parts) == 2:
-                    self.pairs.append((parts[0], parts[1], index))
+                    self.pairs.setdefault(parts[0], []).append((parts[1], index))
                 elif anchor[0].isalpha():
                     table = self.prefixes if anchor.endswith("*") else self.words
                     table.setdefault(anchor.rstrip("*"), set()).add(index)
                 else:
                     self.symbols.setdefault(anchor, []).append(index)
         self.longest_prefix = max(map(len, self.prefixes), default=0)
+        self.longest_pair_prefix = max(
+            (len(first) - 1 for first in self.pairs if first.endswith("*")), default=0
+        )
         self._per_word: dict[bytes, _WordAnchors | None] = {}
         """Words seen so far -> what anchors want them, or None when none does."""
 
     def _learn(self, word: bytes) -> _WordAnchors | None:
-        """Look a word up in the anchor tables once (the vocabulary of reasoning traces is small)."""
+        """Look a word up in the anchor tables once (the vocabulary of reasoning traces is small); a few
+        dictionary look-ups per prefix length, so a text of many distinct words costs no more than others."""
         if len(self._per_word) > _WORD_CACHE_SIZE:
             self._per_word.clear()
         text = word.decode()
@@ -118,10 +124,13 @@ class AnchorIndex:
         for length in range(1, min(len(text), self.longest_prefix) + 1):
             hits.update(self.prefixes.get(text[:length], ()))
         after_number = tuple(sorted(self.after_number.get(text, ())))
+        firsts = [text] + [
+            text[:length] + "*" for length in range(1, min(len(text), self.longest_pair_prefix) + 1)
+        ]
         nexts = tuple(
             (second.rstrip("*").encode(), second.endswith("*"), index)
-            for first, second, index in self.pairs
-            if _word_anchor_holds(first, text)
+            for first in firsts
+            for second, index in self.pairs.get(first, ())
         )
         wanted = (
             _WordAnchors(tuple(sorted(hits)), after_number, nexts) if hits or after_number or nexts else None
@@ -185,10 +194,6 @@ class _WordAnchors:
     at_word: tuple[int, ...]
     after_number: tuple[int, ...]
     nexts: tuple[tuple[bytes, bool, int], ...]
-
-
-def _word_anchor_holds(anchor: str, word: str) -> bool:
-    return word.startswith(anchor[:-1]) if anchor.endswith("*") else word == anchor
 
 
 def _number_starts_before(text: str, end: int) -> list[int]:
@@ -279,12 +284,13 @@ def target_positions(text: str, target: Fraction | None) -> list[tuple[int, int]
     out = []
     found = text.find(digits)
     while found >= 0:
-        start = found
-        while start > 0 and text[start - 1] == "0":
-            start -= 1
         end = found + len(digits)
-        if (start == 0 or not text[start - 1].isdecimal()) and not text[end : end + 1].isdecimal():
-            out.append((start, end))
+        if not text[end : end + 1].isdecimal():  # first: then each run of digits is walked back once
+            start = found
+            while start > 0 and text[start - 1] == "0":
+                start -= 1
+            if start == 0 or not text[start - 1].isdecimal():
+                out.append((start, end))
         found = text.find(digits, found + 1)
     return out
 

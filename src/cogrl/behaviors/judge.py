@@ -94,7 +94,7 @@ def parse_count(reply: str) -> int | None:
     Reads the last ``COUNT: <n>`` line (case, markdown emphasis and ``=`` tolerated, number words up to ten);
     failing that, a reply that is nothing but one integer, or "<n> (distinct) instances" ("no instances":
     0) when every such phrase in the reply names the same number. Negative, fractional and absurd
-    (> ``MAX_COUNT``) values are unknown."""
+    (> ``MAX_COUNT``) values are unknown. Work is linear in the first ``MAX_REPLY_CHARS`` characters."""
     reply = reply[:MAX_REPLY_CHARS]
     matches = list(_COUNT_LINE.finditer(reply))
     instances = {m["n"].lower() for m in _INSTANCES.finditer(reply)}
@@ -112,7 +112,10 @@ def parse_count(reply: str) -> int | None:
         return _WORDS[raw]
     if not regex.fullmatch(r"\d+", raw):
         return None
-    count = int(raw)
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_COUNT)):
+        return None  # absurd, and never converted: int() of thousands of digits is slow, past 4,300 it raises
+    count = int(digits)
     return count if count <= MAX_COUNT else None
 
 

@@ -22,8 +22,13 @@ arithmetic through these conventions:
 
 Instances follow the paper's unit (instances per response): each distinct matched span counts once, and
 matches of one behavior that overlap or touch (only spaces or punctuation between them) are merged.
-Work is bounded: only the first ``max_chars`` characters are scanned, patterns use bounded quantifiers,
-and each behavior's scan has a timeout after which its count is ``None`` (unknown), never a silent 0.
+Work is bounded for any input, by construction where possible: only the first ``max_chars`` characters
+are read; the facts every pattern shares (anchors, target positions, arithmetic, the inferred target) are
+found in passes linear in the text; a number longer than ``MAX_NUMBER_DIGITS`` is never converted (it equals
+no target); an anchored pattern sees only a window of ``_WINDOW`` characters either side of the place it is
+tried. What is left (searching the whole text, the windows' polynomial worst cases) is bounded by one time
+budget per behavior, checked in one place (``_remaining``) between regex calls and passed into searches;
+once it is spent the behavior's count is ``None`` (unknown), never a silent 0.
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ DEFAULT_PATTERN_SET = "v2"
 
 MAX_CHARS = 65_536
 """Characters of a response that are scanned; the rest is ignored (responses are ~1-4k characters)."""
+MAX_NUMBER_DIGITS = 32
+"""A number written with more characters is never converted: it is not the target (targets are short), is
+not inferred as one, and converting it would cost quadratic time (Python refuses past 4,300 digits)."""
 
 CONDITIONS = frozenset({"prior_attempt", "new_attempt"})
 NUMBER_GROUPS = ("target", "cmp", "other")
@@ -65,8 +73,12 @@ FLAGS = regex.IGNORECASE | regex.VERSION0
 
 # Arithmetic as written in Countdown reasoning ("30+25", "(30 - 25 + 3) * 4", "3x4", "25 times 3"). Whole
 # expressions are compared verbatim (spaces and brackets ignored) to tell a new attempt from a repeated one.
+# It never starts after "(" or inside a run of digits: a match starting there also starts where the run of
+# brackets and digits does (and, leftmost, is found there), and retrying at every position of a long run of
+# digits would take quadratic time. (The lookbehinds come after the first character, so that the engines
+# still skip quickly to the next "(" or digit.)
 _EXPRESSION = regex.compile(
-    r"\(*\d+(?:\.\d+)?\)*(?:\s*(?:[-+*/×÷−–]|x|times|plus|minus|divided\s+by|multiplied\s+by)\s*\(*\d+(?:\.\d+)?\)*)+",
+    r"(?:\((?<!\(\()\(*\d+|\d(?<![\d(]\d)\d*)(?:\.\d+)?\)*(?:\s*(?:[-+*/×÷−–]|x|times|plus|minus|divided\s+by|multiplied\s+by)\s*\(*\d+(?:\.\d+)?\)*)+",
     FLAGS,
 )
 _EXPRESSION_STDLIB = re.compile(_EXPRESSION.pattern, re.IGNORECASE)
@@ -77,12 +89,15 @@ _IGNORED_IN_EXPRESSIONS = str.maketrans("", "", " \t\n()")
 _NEW_ATTEMPT_WINDOW = 160
 """How far after a match ``new_attempt`` looks for the expression that is being tried."""
 # Target inference, most explicit phrasing first; the first sentence of a response usually restates the task.
+# "\s*(?:is|...)?\s*" would try every split of a long run of spaces between its two "\s*" (quadratic time).
 _TARGET_EXPLICIT = regex.compile(
-    r"\btarget(?:\s+(?:number|value))?\s*(?:is|of|=|:|equals|being)?\s*(?:the\s+number\s+)?(\d+)\b", FLAGS
+    r"\btarget(?:\s+(?:number|value))?(?:\s*(?:is|of|=|:|equals|being))?\s*(?:the\s+number\s+)?"
+    rf"(\d{{1,{MAX_NUMBER_DIGITS}}})\b",
+    FLAGS,
 )
 _TARGET_VERB = regex.compile(
     r"\b(?:make|makes|making|reach|reaching|get|getting|obtain|create|equal|equals|equal\s+to|total(?:ling)?)"
-    r"\s+(?:exactly\s+|the\s+number\s+)?(\d+)\b",
+    rf"\s+(?:exactly\s+|the\s+number\s+)?(\d{{1,{MAX_NUMBER_DIGITS}}})\b",
     FLAGS,
 )
 _TARGET_VERB_WINDOW = 400
@@ -254,6 +269,8 @@ class _Compiled:
     number_groups: tuple[str, ...]
     """The ``target``/``cmp``/``other`` groups its regex has (``fits`` checks only these)."""
     new_attempt: bool
+    looks_behind: bool
+    """Whether its regex has a lookbehind (``(?<=``, ``(?<!``; a ``(?<name>`` group counts too)."""
     target_anchors: tuple[str, ...]
     """Its anchors that name the target (``<target>``, ``= <target>``, ``<target> /``): positions found
     per text from where the target's digits occur (``_TextFacts.target_anchor_positions``)."""
@@ -295,6 +312,7 @@ class RegexTagger:
                         anchored=bool(pattern.anchors),
                         number_groups=tuple(g for g in NUMBER_GROUPS if g in compiled_regex.groupindex),
                         new_attempt="new_attempt" in pattern.requires,
+                        looks_behind="(?<" in pattern.regex,
                         target_anchors=tuple(a for a in pattern.anchors if TARGET_ANCHOR in a),
                     )
                 )
@@ -340,7 +358,7 @@ class RegexTagger:
         found_by_pattern: list[tuple[int, int, Pattern]] = []
         for index in indices:
             compiled = self._compiled[index]
-            pattern, compiled_regex = compiled.pattern, compiled.regex
+            pattern = compiled.pattern
             positions = None
             if candidates is not None and compiled.anchored:
                 positions = candidates.get(index, [])
@@ -353,13 +371,11 @@ class RegexTagger:
             if pattern.prefilter and not any(map(facts.lowered.__contains__, pattern.prefilter)):
                 continue
             if positions is None or len(positions) > _MAX_ANCHORED_TRIES:
-                matches = _search_all(compiled, text, facts, deadline)
+                spans = _search_all(compiled, text, facts, deadline)
             else:
-                matches = _match_at(compiled, text, positions, facts, deadline)
-            for match in matches:
-                # A span also covers what a lookbehind captured ("8*4" in "(?<=(8*4) )= 32").
-                start = min(s for s, _ in match.regs if s >= 0) if compiled_regex.groups else match.start()
-                found_by_pattern.append((start, match.end(), pattern))
+                spans = _match_at(compiled, text, positions, facts, deadline)
+            if spans:
+                found_by_pattern += [(start, end, pattern) for start, end in spans]
         found_by_pattern.sort(key=lambda c: (c[0], -c[1]))
         found: list[Span] = []
         last_end = 0
@@ -377,8 +393,8 @@ text for a literal the pattern requires on every ``match`` call, so thousands of
 (an adversarial "1 + 1 + ..." with target 1) would cost more than one search."""
 
 
-def _search_all(compiled: _Compiled, text: str, facts: _TextFacts, deadline: float) -> list:
-    """The kept matches of one pattern, searching left to right (the reference semantics)."""
+def _search_all(compiled: _Compiled, text: str, facts: _TextFacts, deadline: float) -> list[Span]:
+    """The spans of one pattern's kept matches, searching left to right (the reference semantics)."""
     out = []
     pos = 0
     search = compiled.regex.search
@@ -387,40 +403,61 @@ def _search_all(compiled: _Compiled, text: str, facts: _TextFacts, deadline: flo
         if match is None:
             break
         if facts.fits(compiled, match):
-            out.append(match)
+            out.append(_span(compiled, match))
             pos = max(match.end(), match.start() + 1)
         else:
             pos = match.start() + 1
     return out
 
 
+_WINDOW = 256
+"""Characters an anchored match may see before and after the place it is tried: real matches span under 40
+and look back under 25 (the eval set), and a window keeps one ``match`` call's worst case (a pattern's
+quadratic backtracking over a flood of spaces or digits) to a fixed cost."""
+
+
 def _match_at(
     compiled: _Compiled, text: str, positions: list[int], facts: _TextFacts, deadline: float
-) -> list:
-    """The same as ``_search_all`` when every match starts at one of ``positions`` (ascending).
+) -> list[Span]:
+    """The same as ``_search_all`` when every match starts at one of ``positions`` (ascending) and fits in
+    ``_WINDOW`` characters either side of it.
 
-    The time budget is checked after the pattern's calls, not inside one: passing ``timeout`` to ``regex``
-    costs about 0.7 us per call, more than a typical anchored match. A match at one position of a pattern
-    with bounded quantifiers is short; a pattern that can backtrack catastrophically must not declare
-    anchors."""
+    Each call is bounded by its window instead of a ``regex`` timeout (which costs about 1 us per call, more
+    than a typical anchored match), and there are at most ``_MAX_ANCHORED_TRIES`` of them: the budget is
+    checked once they are done. The window ends at ``endpos``; only a pattern with a lookbehind gets a slice
+    of the text (a new string costs about 0.5 us per call), since ``pos`` does not stop a lookbehind."""
     out = []
     pos = 0
     match_at = compiled.regex.match
     check = compiled.number_groups or compiled.new_attempt
+    looks_behind = compiled.looks_behind
     for start in positions:
         if start < pos:
             continue
-        match = match_at(text, start)  # no regex timeout: it costs more than the match (see the docstring)
-        if match is not None and (not check or facts.fits(compiled, match)):
-            out.append(match)
-            pos = max(match.end(), start + 1)
-    if time.monotonic() > deadline:
-        raise TimeoutError("pattern scan exceeded its time budget")
+        limit = start + _WINDOW
+        offset = start - _WINDOW if looks_behind and start > _WINDOW else 0
+        match = match_at(text[offset:limit], start - offset) if offset else match_at(text, start, limit)
+        if match is None or match.end() + offset == limit < len(text):
+            continue  # none, or it runs into the window's cut, where "$" and "\b" hold only in the window
+        if not check or facts.fits(compiled, match, offset):
+            out.append(_span(compiled, match, offset))
+            pos = max(match.end() + offset, start + 1)
+    _remaining(deadline)
     return out
 
 
-def _number(text: str) -> int | Fraction:
-    """A matched number, exactly ("7.5" -> 15/2); integers skip the slow Fraction constructor."""
+def _span(compiled: _Compiled, match: Any, offset: int = 0) -> Span:
+    """Where a match lies in the text (it also covers what a lookbehind captured: "8*4" in "(?<=(8*4) )= 32");
+    ``offset``: where the string it was matched in starts in the text."""
+    start = min(s for s, _ in match.regs if s >= 0) if compiled.regex.groups else match.start()
+    return start + offset, match.end() + offset
+
+
+def _number(text: str) -> int | Fraction | None:
+    """A matched number, exactly ("7.5" -> 15/2), or None past ``MAX_NUMBER_DIGITS`` characters (never
+    converted); integers skip the slow Fraction constructor."""
+    if len(text) > MAX_NUMBER_DIGITS:
+        return None
     return Fraction(text) if "." in text else int(text)
 
 
@@ -471,8 +508,9 @@ class _TextFacts:
         first = bisect.bisect_left(starts, start)
         return first < len(starts) and starts[first] < end
 
-    def fits(self, compiled: _Compiled, match: Any) -> bool:
-        """The order-independent conventions: number groups and ``new_attempt``."""
+    def fits(self, compiled: _Compiled, match: Any, offset: int = 0) -> bool:
+        """The order-independent conventions: number groups and ``new_attempt`` (``offset``: where the string
+        ``match`` was found in starts in the text)."""
         for name in compiled.number_groups:
             value = match.group(name)
             if value is None:
@@ -487,9 +525,10 @@ class _TextFacts:
         if compiled.new_attempt:
             # The expression being tried (the first one at or after the match) must not be a verbatim repeat.
             starts, keys, first_seen_end = self._expressions
-            first = bisect.bisect_left(starts, match.start())
-            tried_here = first < len(keys) and starts[first] < match.end() + _NEW_ATTEMPT_WINDOW
-            if tried_here and first_seen_end[keys[first]] <= match.start():
+            match_start, match_end = match.start() + offset, match.end() + offset
+            first = bisect.bisect_left(starts, match_start)
+            tried_here = first < len(keys) and starts[first] < match_end + _NEW_ATTEMPT_WINDOW
+            if tried_here and first_seen_end[keys[first]] <= match_start:
                 return False
         return True
 
