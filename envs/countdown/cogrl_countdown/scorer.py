@@ -21,7 +21,8 @@ from cogrl.envs import Score
 
 OPEN, CLOSE = "<answer>", "</answer>"
 MAX_ANSWER_CHARS = 512
-"""Longer answers are not parsed (reason ``too_long``); a Countdown answer needs a few dozen characters."""
+"""Longer answers are not parsed (reason ``too_long``); a Countdown answer needs a few dozen characters. It
+also bounds every integer the scorer converts (Python's ``int()`` refuses more than 4,300 digits)."""
 MAX_DEPTH = 64
 """Deeper parenthesis nesting is not parsed (reason ``too_deep``)."""
 

@@ -27,8 +27,9 @@ are read; the facts every pattern shares (anchors, target positions, arithmetic,
 found in passes linear in the text; a number longer than ``MAX_NUMBER_DIGITS`` is never converted (it equals
 no target); an anchored pattern sees only a window of ``_WINDOW`` characters either side of the place it is
 tried. What is left (searching the whole text, the windows' polynomial worst cases) is bounded by one time
-budget per behavior, checked in one place (``_remaining``) between regex calls and passed into searches;
-once it is spent the behavior's count is ``None`` (unknown), never a silent 0.
+budget per behavior, enforced in one place (``_remaining``: its time is passed into every search, and it is
+checked after each pattern's anchored matches); once it is spent the behavior's count is ``None``
+(unknown), never a silent 0.
 """
 
 from __future__ import annotations
@@ -388,9 +389,9 @@ class RegexTagger:
 
 
 _MAX_ANCHORED_TRIES = 64
-"""Above this many candidate positions a pattern is searched instead: ``regex`` may scan the rest of the
-text for a literal the pattern requires on every ``match`` call, so thousands of anchors in a long text
-(an adversarial "1 + 1 + ..." with target 1) would cost more than one search."""
+"""Above this many candidate positions a pattern is searched instead: one search (under the time budget)
+costs less than thousands of ``match`` calls, each of which may scan its whole window for a literal the
+pattern requires (an adversarial "1 + 1 + ..." with target 1)."""
 
 
 def _search_all(compiled: _Compiled, text: str, facts: _TextFacts, deadline: float) -> list[Span]:
