@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from unittest import mock
 
 import pyarrow as pa
@@ -83,8 +85,66 @@ def test_five_and_six_numbers():
 
 
 def test_impossible_request_fails_clearly():
-    with pytest.raises(ValueError, match="could draw only"):
+    # 12 problems exist; the search gives up after 1000 + 50 * 100 fruitless draws, whatever the machine.
+    with pytest.raises(ValueError, match=r"could draw only 12 of 100 .* in 6013 draws"):
         generator.generate(generator.Ranges(3, 3, 1, 2, 1, 3), 100, "tiny")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_number": 0}, r"empty range: min_number 1 \(preset rl\) > max_number 0 \["),
+        ({"min_count": 5}, r"empty range: min_count 5 > max_count 4 \(preset rl\) \["),
+        ({"min_target": 50, "max_target": 40}, r"empty range: min_target 50 > max_target 40 \["),
+        (
+            {"n_train": 20, "n_test": 0, "max_count": 3, "max_number": 2, "max_target": 3},
+            r"n_train \+ n_test 20 is more than the 12 distinct problems .* \(4 multisets of numbers x 3 targets\)",
+        ),
+        ({"n_train": 10**9}, r"n_train \+ n_test 1000001024 is more than the 441622500 distinct problems"),
+        (
+            {"held_out_targets": [5, 500, -1]},
+            r"held_out_targets \[-1, 500\] lie outside the target range 1..100",
+        ),
+        ({"held_out_targets": [5], "n_test": 4_416_226}, "n_test 4416226 is more than the 4416225"),
+        ({"held_out_targets": list(range(1, 100)), "n_train": 4_416_226}, "n_train 4416226 is more than"),
+    ],
+)
+def test_impossible_options_are_refused_before_any_search(options, message):
+    searched = mock.patch.object(generator, "generate", side_effect=AssertionError("searched"))
+    with searched, pytest.raises(ValidationError, match=message):
+        make_env("countdown", options)
+
+
+def test_a_fruitless_search_is_bounded_and_names_the_option():
+    # Targets 1000-2000 are out of reach of four numbers up to 5 (625 at most): the ranges pass the room check.
+    env = make_env(
+        "countdown", {"n_train": 5, "n_test": 5, "max_number": 5, "min_target": 1000, "max_target": 2000}
+    )
+    with pytest.raises(
+        ValueError, match=r"^n_test 5: could draw only 0 of 5 distinct solvable problems in 1251 draws"
+    ):
+        env.tasks("test")
+
+
+def test_one_held_out_target_from_the_command_line():
+    assert make_env("countdown", {"held_out_targets": "42"}).options.held_out_targets == [42]
+
+
+def test_generate_command_refuses_impossible_options_in_one_line(tmp_path):
+    cli = [sys.executable, "-c", "from cogrl.cli import main; main()", "env", "generate", "countdown"]
+    for options, message in [
+        (["--max-number", "0"], "empty range: min_number 1 (preset rl) > max_number 0"),
+        (
+            ["--n-test", "5", "--max-number", "5", "--min-target", "1000", "--max-target", "2000"],
+            "n_test 5: could draw only 0 of 5",
+        ),
+    ]:
+        result = subprocess.run(
+            [*cli, "--out", str(tmp_path / "out"), *options], capture_output=True, text=True
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+        assert not (tmp_path / "out").exists()
 
 
 def test_options_are_validated():

@@ -61,6 +61,12 @@ class CountdownOptions(BaseModel):
     correct_reward: float = 1.0
     """Reward for a correct answer."""
 
+    @field_validator("held_out_targets", mode="before")
+    @classmethod
+    def _one_target(cls, value: Any) -> Any:
+        """One held-out target given alone (``--held-out-targets 42`` on the command line) is a list of one."""
+        return [value] if isinstance(value, int | str) else value
+
     @field_validator("custom_template")
     @classmethod
     def _check_template(cls, value: str | None) -> str | None:
@@ -73,9 +79,46 @@ class CountdownOptions(BaseModel):
         if self.source is not None and self.held_out_targets:
             raise ValueError("held_out_targets applies to generated sets, not to an imported source")
         r = self.ranges
-        if r.min_count > r.max_count or r.min_number > r.max_number or r.min_target > r.max_target:
-            raise ValueError(f"empty range (min > max) in {r}")
+        for low, high in (
+            ("min_count", "max_count"),
+            ("min_number", "max_number"),
+            ("min_target", "max_target"),
+        ):
+            if getattr(r, low) > getattr(r, high):
+                raise ValueError(f"empty range: {self._bound(low)} > {self._bound(high)}")
+        if self.source is None:
+            self._check_room(r)
         return self
+
+    def _bound(self, name: str) -> str:
+        """`name value`, saying when the value is the preset's (the user may only have set the other bound)."""
+        value = getattr(self.ranges, name)
+        return f"{name} {value}" + (f" (preset {self.preset})" if getattr(self, name) is None else "")
+
+    def _check_room(self, r: generator.Ranges) -> None:
+        """Refuse, before any search, split sizes that the ranges cannot hold even if every multiset of numbers
+        reached every target; held-out targets must lie in the target range."""
+        if outside := sorted({t for t in self.held_out_targets if not r.min_target <= t <= r.max_target}):
+            raise ValueError(
+                f"held_out_targets {outside} lie outside the target range {r.min_target}..{r.max_target}"
+            )
+        multisets = r.multisets()
+        targets = r.max_target - r.min_target + 1
+        held = len(set(self.held_out_targets))
+
+        def room(what: str, n: int, n_targets: int) -> None:
+            if n > multisets * n_targets:
+                raise ValueError(
+                    f"{what} {n} is more than the {multisets * n_targets} distinct problems the ranges hold at "
+                    f"most ({multisets} multisets of numbers x {n_targets} targets); ask for fewer or widen "
+                    "the ranges"
+                )
+
+        if held:
+            room("n_test", self.n_test, held)
+            room("n_train", self.n_train, targets - held)
+        else:
+            room("n_train + n_test", self.n_train + self.n_test, targets)
 
     @property
     def ranges(self) -> generator.Ranges:
@@ -87,6 +130,16 @@ class CountdownOptions(BaseModel):
             if getattr(self, name) is not None
         }
         return generator.Ranges(**{**preset.__dict__, **overrides})
+
+
+def _generate(
+    option: str, ranges: generator.Ranges, n: int, seed: str, **kwargs: Any
+) -> list[generator.Problem]:
+    """`generator.generate` for one split; a failed search names the option that asked for too much."""
+    try:
+        return generator.generate(ranges, n, seed, **kwargs)
+    except ValueError as exc:
+        raise ValueError(f"{option} {n}: {exc}") from None
 
 
 class CountdownEnv:
@@ -121,13 +174,15 @@ class CountdownEnv:
             }
         held_out = frozenset(o.held_out_targets)
         # Test first, from its own stream, so the test set does not change with n_train.
-        test = generator.generate(
+        test = _generate(
+            "n_test",
             o.ranges,
             o.n_test,
             f"countdown-{o.seed}-test",
             allowed_target=held_out.__contains__ if held_out else None,
         )
-        train = generator.generate(
+        train = _generate(
+            "n_train",
             o.ranges,
             o.n_train,
             f"countdown-{o.seed}-train",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ class Ranges:
     min_target: int
     max_target: int
     exclude_24_game: bool = False
+
+    def multisets(self) -> int:
+        """How many distinct multisets of numbers the ranges allow (a problem is one of them and a target)."""
+        values = self.max_number - self.min_number + 1
+        return sum(math.comb(values + k - 1, k) for k in range(self.min_count, self.max_count + 1))
 
 
 PRESETS: dict[str, Ranges] = {
@@ -91,12 +97,13 @@ def generate(
     skipped in order, and its target chosen with the same generator, so the result depends only on the
     arguments. ``exclude`` holds problem keys another split already uses; ``allowed_target`` restricts
     targets (e.g. to held-out targets for a test split). Raises ``ValueError`` when the ranges do not hold
-    ``n`` such problems (detected as too many fruitless draws).
+    ``n`` such problems, detected as more than 1000 + 50 * n fruitless draws, so an impossible request fails
+    after a bounded search that does not depend on the machine.
     """
     rng = random.Random(seed)
     seen = set(exclude)
     problems: list[Problem] = []
-    misses = 0
+    misses = draws_made = 0
     max_misses = 1000 + 50 * n
     while len(problems) < n:
         size = min(BATCH, 2 * (n - len(problems)) + 16)
@@ -105,6 +112,7 @@ def generate(
             count = rng.randint(ranges.min_count, ranges.max_count)
             draws.append(tuple(rng.randint(ranges.min_number, ranges.max_number) for _ in range(count)))
         for numbers, reachable, solve in _evaluate_draws(draws, ranges):
+            draws_made += 1
             key_numbers = tuple(sorted(numbers))
             targets = [
                 t
@@ -117,8 +125,9 @@ def generate(
                 misses += 1
                 if misses > max_misses:
                     raise ValueError(
-                        f"could draw only {len(problems)} of {n} distinct solvable problems from {ranges}; "
-                        "widen the ranges or ask for fewer problems"
+                        f"could draw only {len(problems)} of {n} distinct solvable problems in {draws_made} "
+                        f"draws (the search stops after {max_misses} fruitless ones) from {ranges}; widen the "
+                        "ranges or ask for fewer problems"
                     )
                 continue
             target = rng.choice(targets)

@@ -83,7 +83,10 @@ def generate(
     target = check_output_dir(out, overwrite)
     env = load_env(name, parse_extra_args(ctx.args))
     with stderr.status(f"generating {name} ..."):
-        splits = {split: [_task_row(t) for t in env.tasks(split)] for split in env.splits}
+        try:
+            splits = {split: [_task_row(t) for t in env.tasks(split)] for split in env.splits}
+        except ValueError as exc:  # options the environment cannot satisfy, a malformed source file
+            raise InputError(f"{name}: {exc}") from None
     with atomic_path(target) as tmp:
         tmp.mkdir()
         for split, rows in splits.items():
