@@ -134,6 +134,12 @@ class RolloutConfig(StrictModel):
     """vLLM on GPU: fraction of device memory for weights and KV cache."""
     kv_cache_gib: float = Field(1.0, gt=0)
     """vLLM on CPU: memory reserved for the KV cache, in GiB (on GPUs gpu_memory_utilization decides)."""
+    weight_sync: Literal["broadcast", "object_store"] = "broadcast"
+    """How new weights reach the workers after each update (cogrl.rl.sync): `broadcast` from learner rank 0
+    over a process group (gloo on CPU, NCCL on GPUs), in the rollout dtype, never through the driver; or
+    `object_store` through Ray's object store (the older path, kept as the fallback and a baseline)."""
+    sync_bucket_mb: int = Field(256, ge=1)
+    """broadcast: MiB per collective (several tensors flattened into one buffer)."""
     sync_timeout_s: float = Field(120.0, gt=0)
     """A weight sync that takes longer than this fails the step instead of hanging it."""
     sync_tolerance: float | None = Field(None, gt=0)

@@ -117,3 +117,77 @@ def test_bfloat16_learner_syncs_into_bfloat16_workers(ray_session, tiny_model_di
         assert 0 < gap <= SYNC_TOLERANCE["bfloat16"]
     finally:
         pool.shutdown()
+
+
+def test_broadcast_from_learner_rank_0_to_two_workers(ray_session, tiny_model_dir, tmp_path):
+    """The default path: learner rank 0 -> both workers over a gloo group (no driver hop); the workers hold
+    the learner's weights; a worker killed between syncs is restarted before the next broadcast."""
+    from cogrl.rl.learner import LearnerGroup
+
+    learners = LearnerGroup(
+        1,
+        model_dir=tiny_model_dir,
+        algorithm=AlgorithmConfig(kl_coef=0.0),
+        trainer=TrainerConfig(lr=1e-3),
+        max_new_tokens=8,
+        seed=0,
+        num_cpus_per_learner=0.25,
+    )
+    pool = RolloutPool(
+        2,
+        "hf",
+        tiny_model_dir,
+        RolloutConfig(max_new_tokens=8, sync_bucket_mb=1),
+        seed=0,
+        cpus_per_worker=0.25,
+    )
+    try:
+        batch = [Experience((5, 6, 7), (9, 10, 11), (), float(k % 2), k // 2) for k in range(4)]
+        prompt, response = probe_tokens(pool)
+        for _ in range(2):
+            learners.update(batch)
+            reference = learners.logprobs([prompt], [response])[0]
+            report = push_weights(pool, learners, reference_logprobs=reference)
+            assert report.path == "broadcast"
+            assert all(
+                probe == report.probe_logprobs for probe in (p[0] for p in pool.score([prompt], [response]))
+            )
+            assert max(abs(a - b) for a, b in zip(report.probe_logprobs, reference, strict=True)) < 1e-5
+
+        ray_session.kill(pool.workers[1])  # dies between syncs: restarted before the broadcast needs it
+        learners.update(batch)
+        reference = learners.logprobs([prompt], [response])[0]
+        report = push_weights(pool, learners, reference_logprobs=reference)
+        assert report.path == "broadcast" and pool.restarts == 1
+        assert (
+            max(abs(a - b) for a, b in zip(pool.score([prompt], [response])[1][0], reference, strict=True))
+            < 1e-5
+        )
+    finally:
+        pool.shutdown()
+        learners.shutdown()
+
+
+def test_broadcast_to_a_busy_worker_times_out_naming_it(ray_session, tiny_model_dir):
+    from cogrl.rl.learner import LearnerGroup
+
+    learners = LearnerGroup(
+        1,
+        model_dir=tiny_model_dir,
+        algorithm=AlgorithmConfig(kl_coef=0.0),
+        trainer=TrainerConfig(),
+        max_new_tokens=8,
+        seed=0,
+        num_cpus_per_learner=0.25,
+    )
+    pool = RolloutPool(
+        1, "hf", tiny_model_dir, RolloutConfig(max_new_tokens=64), seed=0, cpus_per_worker=0.25
+    )
+    try:
+        busy = pool.workers[0].generate.remote(["1 + 2"] * 64, 4, 1.0, 1.0, 64, 0, 0)  # the actor is busy
+        with pytest.raises(SyncTimeoutError, match="worker 0"):
+            push_weights(pool, learners, reference_logprobs=[0.0], timeout_s=1.0)
+        del busy
+    finally:
+        pool.shutdown()
+        learners.shutdown()

@@ -229,9 +229,8 @@ class Trainer:
         lap("update")
         probe_prompt, probe_response = probe_tokens(self.pool)
         reference = self.learners.logprobs([probe_prompt], [probe_response])[0]
-        push_weights(
-            self.pool, self.learners.policy_state(), reference, timeout_s=recipe.rollout.sync_timeout_s
-        )
+        source = self.learners if recipe.rollout.weight_sync == "broadcast" else self.learners.policy_state()
+        push_weights(self.pool, source, reference, timeout_s=recipe.rollout.sync_timeout_s)
         lap("sync")
 
         generated_tokens = sum(len(g.response_ids) for g in generations)

@@ -35,6 +35,7 @@ from cogrl.config import AlgorithmConfig, TrainerConfig
 from cogrl.rl import algorithms as algo
 from cogrl.rl.batch import Experience
 from cogrl.rl.forward import PaddedBatch, ResponseLogprobs, pad_batch, response_hidden, response_mask_of
+from cogrl.rl.transfer import TensorMeta, WeightGroup, describe, weights_fingerprint
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -647,6 +648,7 @@ class LearnerActor:
 
     def __init__(self) -> None:
         self.learner: Learner | None = None
+        self._outgoing: tuple[WeightGroup, dict[str, torch.Tensor]] | None = None
 
     def rendezvous_address(self) -> str:
         import ray
@@ -666,6 +668,27 @@ class LearnerActor:
     def policy_state(self) -> dict[str, torch.Tensor]:
         assert self.learner is not None
         return self.learner.policy_state()
+
+    def open_weight_group(
+        self, world_size: int, timeout_s: float
+    ) -> tuple[str, list[TensorMeta], tuple[tuple[str, ...], float]] | None:
+        """Every rank: gather the policy in the rollout dtype (fsdp: together). Rank 0 then opens the
+        broadcast group's store and returns its address, the tensors' layout and their fingerprint."""
+        import ray
+
+        assert self.learner is not None
+        state = self.learner.policy_state()
+        if self.learner.rank != 0:
+            return None
+        group = WeightGroup(ray.util.get_node_ip_address(), 0, world_size, self.learner.device, timeout_s)
+        self._outgoing = (group, state)
+        return group.address, describe(state), weights_fingerprint(state)
+
+    def send_weights(self, bucket_bytes: int) -> None:
+        """Rank 0: broadcast what `open_weight_group` gathered (blocks until every worker has joined)."""
+        assert self._outgoing is not None, "open_weight_group first"
+        (group, state), self._outgoing = self._outgoing, None
+        group.send(state, bucket_bytes)
 
     def logprobs(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[list[float]]:
         assert self.learner is not None
@@ -759,6 +782,20 @@ class LearnerGroup:
         import ray
 
         return ray.get([actor.logprobs.remote(prompt_ids, response_ids) for actor in self.actors])[0]
+
+    def open_weight_group(
+        self, world_size: int, timeout_s: float
+    ) -> tuple[str, list[TensorMeta], tuple[tuple[str, ...], float]]:
+        """(address, layout, fingerprint) of rank 0's broadcast group for `world_size` members (rank 0
+        included); see `cogrl.rl.transfer`."""
+        import ray
+
+        refs = [actor.open_weight_group.remote(world_size, timeout_s) for actor in self.actors]
+        return ray.get(refs, timeout=timeout_s)[0]
+
+    def send_weights(self, bucket_bytes: int) -> Any:
+        """Rank 0's broadcast, as a Ray reference (it completes once every receiver has taken part)."""
+        return self.actors[0].send_weights.remote(bucket_bytes)
 
     def save(self, directory: str | Path) -> None:
         import ray

@@ -24,11 +24,13 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cogrl.config import RolloutConfig
 from cogrl.rl.batch import Generation
+from cogrl.rl.transfer import TensorMeta, WeightGroup, weights_fingerprint
 
 if TYPE_CHECKING:
     import torch
@@ -46,19 +48,6 @@ def sample_seed(seed: int, prompt_index: int, sample_index: int) -> int:
     """The seed of one sample, derived from the run seed and its position in the whole batch."""
     digest = hashlib.sha256(f"{seed}:{prompt_index}:{sample_index}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-def weights_fingerprint(state: dict[str, torch.Tensor]) -> tuple[tuple[str, ...], float]:
-    """Tensor names and a float64 sum of squares: cheap on any device, changes with any real update.
-
-    The learner and every worker compute it on their copies of a pushed state, so a tensor lost or
-    mangled in transit is caught before generation uses it."""
-    import torch
-
-    total = 0.0
-    for tensor in state.values():
-        total += float(tensor.detach().to(torch.float64).square().sum())
-    return tuple(sorted(state)), total
 
 
 class Backend(Protocol):
@@ -371,6 +360,7 @@ class RolloutWorker:
             os.environ.setdefault(key, value)
         if backend not in BACKENDS:
             raise ValueError(f"rollout.backend: unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+        self.device = device
         self.backend: Backend = BACKENDS[backend](Path(model_dir), rollout, seed, device, dtype)
 
     def ready(self) -> int:
@@ -396,6 +386,27 @@ class RolloutWorker:
         """Load, and return the fingerprint of what arrived (the pool compares it with the learner's)."""
         self.backend.load_weights(named_tensors)
         return weights_fingerprint(named_tensors)
+
+    def receive_weights(
+        self,
+        address: str,
+        rank: int,
+        world_size: int,
+        layout: list[TensorMeta],
+        bucket_bytes: int,
+        timeout_s: float,
+    ) -> tuple[tuple[str, ...], float]:
+        """Join learner rank 0's broadcast group as `rank`, take the weights it sends, load them; returns
+        their fingerprint (see `cogrl.rl.transfer`)."""
+        import torch
+
+        device = (
+            torch.device("cuda", torch.cuda.current_device())
+            if self.device == "cuda"
+            else torch.device("cpu")
+        )
+        group = WeightGroup(address, rank, world_size, device, timeout_s)
+        return self.load_weights(dict(group.receive(layout, bucket_bytes)))
 
 
 def split_evenly(total: int, parts: int) -> list[tuple[int, int]]:
@@ -455,8 +466,9 @@ class RolloutPool:
         self.seed = seed
         self.dtype = dtype
         self.restarts = 0
-        self.weights_ref: Any = None
-        """Ray object of the last pushed state dict (None: the weights of `model_dir`)."""
+        self.latest_weights: Callable[[], Any] | None = None
+        """The Ray object of the last pushed state dict, on demand (None: the weights of `model_dir`); a
+        restarted worker loads it. Set by `cogrl.rl.sync.push_weights`."""
         resources = {"num_gpus": 1} if device == "cuda" else {"num_cpus": cpus_per_worker}
         _wait_for_resources(
             "GPU" if device == "cuda" else "CPU", next(iter(resources.values())) * num_workers
@@ -512,7 +524,7 @@ class RolloutPool:
     def _run_all(self, calls: dict[int, Any], timeout_s: float | None = None) -> dict[int, Any]:
         """Run `calls[rank](rank)` on each worker; a worker that dies is restarted and its call replayed."""
         import ray
-        from ray.exceptions import RayActorError
+        from ray.exceptions import GetTimeoutError, RayActorError
 
         pending = {rank: submit(rank) for rank, submit in calls.items()}
         results = {}
@@ -520,6 +532,8 @@ class RolloutPool:
             rank, ref = next(iter(pending.items()))
             try:
                 results[rank] = ray.get(ref, timeout=timeout_s)
+            except GetTimeoutError as exc:
+                raise GetTimeoutError(f"rollout worker {rank} did not answer within {timeout_s:g} s") from exc
             except RayActorError as exc:
                 self._restart(rank, exc)
                 pending[rank] = calls[rank](rank)
@@ -537,8 +551,8 @@ class RolloutPool:
             ) from cause
         self.restarts += 1
         worker = self._actor_class.remote(*self._worker_args)
-        if self.weights_ref is not None:
-            ray.get(worker.load_weights.remote(self.weights_ref))
+        if self.latest_weights is not None:
+            ray.get(worker.load_weights.remote(self.latest_weights()))
         self.pids[rank] = ray.get(worker.ready.remote())
         self.workers[rank] = worker
 

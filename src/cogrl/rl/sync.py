@@ -1,26 +1,26 @@
 """Weight sync: after each learner update, put the new policy into every rollout worker, and prove it.
 
-One interface, `push_weights(pool, state_dict, timeout_s)`; each backend implements the last hop in its
-`load_weights` (`cogrl.rl.rollout`):
+One interface, `push_weights(pool, source, ...)`, two ways to move the tensors:
 
-- vLLM (CPU and GPU): `llm.collective_rpc("reload_weights", weights_iterator=...)` with in-memory tensors,
-  in-process because workers run with `VLLM_ENABLE_V1_MULTIPROCESSING=0`; then the prefix cache is reset
-  (cached keys/values belong to the old weights). The tensors travel once through Ray's object store
-  (`ray.put`), so N workers cost one serialisation.
-- HF: `model.load_state_dict(strict=True)`.
+- broadcast (``rollout.weight_sync: broadcast``, the default; `source` is the `LearnerGroup`): learner
+  rank 0 sends the weights, in the rollout dtype and in buckets, straight to every worker over a process
+  group of their own (gloo on CPU, NCCL on GPUs; `cogrl.rl.transfer`). Nothing passes through the driver.
+- object store (``object_store``, or `source` a state dict): the driver puts the state into Ray's object
+  store once and every worker fetches it. Also the fallback when a worker dies mid-broadcast (the pool
+  restarts it; a collective cannot be replayed for one member).
+
+The last hop is each backend's `load_weights` (`cogrl.rl.rollout`): vLLM's
+`collective_rpc("reload_weights", weights_iterator=...)` with in-memory tensors (in-process, workers run with
+`VLLM_ENABLE_V1_MULTIPROCESSING=0`; the prefix cache is reset), or HF's `load_state_dict(strict=True)`.
 
 A sync is checked twice, so a silent no-op cannot pass: every worker reports a fingerprint of the tensors it
 received (names + float64 sum of squares), which must equal the learner's; and the log-probs of a fixed probe
 continuation, scored by each worker's live engine, must match the learner's own log-probs of the same probe
-(`reference_logprobs`) within `rollout.sync_tolerance`. (A check that the probe merely *moved* would fail on
+(`reference_logprobs`) within the dtype's tolerance. (A check that the probe merely *moved* would fail on
 steps whose update is zero, e.g. GRPO on a batch where every completion got the same reward.) The whole sync
-runs under a deadline and raises `SyncTimeoutError` instead of hanging a run.
-
-On GPUs the same code path works (tensors go learner -> object store -> worker GPU). For large models
-the faster path is a broadcast: vLLM's worker-extension mechanism (`LLM(worker_extension_cls=...)`) lets
-each worker join a `StatelessProcessGroup` + `PyNcclCommunicator` with learner rank 0, which then
-broadcasts each parameter and calls `model.load_weights([(name, tensor)])` on the receiving side (TRL's
-`vllm_serve` does this). It needs CUDA and is not implemented here; `push_weights` is where it would plug in.
+runs under a deadline and raises `SyncTimeoutError`, naming the workers that did not finish, instead of
+hanging a run. vLLM 0.32's own weight-transfer engines (NCCL, CUDA IPC) live in its GPU worker only, so
+they cannot be exercised on CPU; this path is the one tested here and used on both.
 """
 
 from __future__ import annotations
@@ -32,10 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cogrl.rl.rollout import RolloutPool, weights_fingerprint
+from cogrl.rl.rollout import RolloutPool
+from cogrl.rl.transfer import weights_fingerprint
 
 if TYPE_CHECKING:
     import torch
+
+    from cogrl.rl.learner import LearnerGroup
 
 PROBE_PROMPT = "Using the numbers [3, 7, 12], create an equation that equals 48."
 PROBE_RESPONSE = (
@@ -59,6 +62,8 @@ class SyncReport:
     seconds: float
     probe_logprobs: list[float]
     """The workers' log-probs of the probe continuation after the sync (worker 0's; all agree)."""
+    path: str = "object_store"
+    """How the tensors travelled: `broadcast`, `object_store`, or `object_store (broadcast failed: ...)`."""
 
 
 def probe_tokens(pool: RolloutPool) -> tuple[list[int], list[int]]:
@@ -78,25 +83,25 @@ def _probe_tokens(model_dir: str) -> tuple[list[int], list[int]]:
 
 def push_weights(
     pool: RolloutPool,
-    state_dict: dict[str, torch.Tensor],
+    source: dict[str, torch.Tensor] | LearnerGroup,
     reference_logprobs: list[float],
     timeout_s: float | None = None,
     tolerance: float | None = None,
 ) -> SyncReport:
-    """Send `state_dict` (HF parameter names, CPU tensors) to every worker of `pool` and verify it.
+    """Put the learner's weights into every worker of `pool` and verify them.
 
-    `reference_logprobs`: the learner's log-probs of `probe_tokens(pool)`; each worker's must match within
-    `tolerance` (mean absolute gap per token; default rollout.sync_tolerance, or the pool dtype's entry of
-    `SYNC_TOLERANCE`). `timeout_s` defaults to rollout.sync_timeout_s."""
+    `source`: a `LearnerGroup` (broadcast from its rank 0) or a state dict (HF parameter names, CPU tensors;
+    through the object store). `reference_logprobs`: the learner's log-probs of `probe_tokens(pool)`; each
+    worker's must match within `tolerance` (mean absolute gap per token; default rollout.sync_tolerance, or
+    the pool dtype's entry of `SYNC_TOLERANCE`). `timeout_s` defaults to rollout.sync_timeout_s."""
     import ray
-    from ray.exceptions import GetTimeoutError
+    from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
     timeout_s = pool.rollout.sync_timeout_s if timeout_s is None else timeout_s
     if tolerance is None:
         tolerance = pool.rollout.sync_tolerance or SYNC_TOLERANCE[pool.dtype]
     started = time.monotonic()
     prompt, response = probe_tokens(pool)
-    expected = weights_fingerprint(state_dict)
 
     def remaining() -> float:
         return max(timeout_s - (time.monotonic() - started), 1e-3)
@@ -106,14 +111,31 @@ def push_weights(
             {rank: lambda r: call(pool.workers[r]) for rank in range(pool.num_workers)}, remaining()
         )
 
+    def through_object_store(state: dict[str, torch.Tensor]) -> tuple[dict[int, Any], Any, str]:
+        ref = ray.put(state)
+        pool.latest_weights = lambda: ref
+        return (
+            on_every_worker(lambda w: w.load_weights.remote(ref)),
+            weights_fingerprint(state),
+            "object_store",
+        )
+
     try:
-        pool.weights_ref = ray.put(state_dict)
-        received = on_every_worker(lambda w: w.load_weights.remote(pool.weights_ref))
+        if isinstance(source, dict):
+            received, expected, path = through_object_store(source)
+        else:
+            pool.latest_weights = lambda: ray.put(source.policy_state())
+            try:
+                received, expected = _broadcast(pool, source, remaining)
+                path = "broadcast"
+            except (RayActorError, RayTaskError) as exc:  # a member died mid-broadcast: the pool restarts it
+                received, expected, _ = through_object_store(source.policy_state())
+                path = f"object_store (broadcast failed: {str(exc).splitlines()[0][:200]})"
         after = on_every_worker(lambda w: w.score.remote([prompt], [response]))
     except GetTimeoutError as exc:
         raise SyncTimeoutError(
             f"weight sync to {pool.num_workers} rollout worker(s) did not finish within {timeout_s:g} s "
-            "(rollout.sync_timeout_s); a worker is hung or busy"
+            f"(rollout.sync_timeout_s): {exc}"
         ) from exc
     for rank, fingerprint in sorted(received.items()):
         if not _same_fingerprint(fingerprint, expected):
@@ -127,7 +149,38 @@ def push_weights(
                 f"> tolerance {tolerance:g} (rollout.sync_tolerance, {pool.dtype} rollouts): the worker does "
                 "not run the learner's weights"
             )
-    return SyncReport(time.monotonic() - started, probes[0])
+    return SyncReport(time.monotonic() - started, probes[0], path)
+
+
+def _broadcast(
+    pool: RolloutPool, learners: LearnerGroup, remaining: Callable[[], float]
+) -> tuple[dict[int, Any], tuple[tuple[str, ...], float]]:
+    """Learner rank 0 -> every worker over a `WeightGroup`; returns each worker's fingerprint and rank 0's."""
+    import ray
+    from ray.exceptions import GetTimeoutError
+
+    # A dead worker would leave the others waiting for it: restart it first (on the learner's current weights).
+    pool._run_all(
+        {rank: lambda r: pool.workers[r].ready.remote() for rank in range(pool.num_workers)}, remaining()
+    )
+    world = pool.num_workers + 1
+    bucket_bytes = pool.rollout.sync_bucket_mb << 20
+    address, layout, expected = learners.open_weight_group(world, remaining())
+    deadline = remaining()
+    receivers = {
+        rank: pool.workers[rank].receive_weights.remote(
+            address, rank + 1, world, layout, bucket_bytes, deadline
+        )
+        for rank in range(pool.num_workers)
+    }
+    sender = learners.send_weights(bucket_bytes)
+    refs = [sender, *receivers.values()]
+    done, _ = ray.wait(refs, num_returns=len(refs), timeout=remaining())
+    if len(done) < len(refs):
+        late = [f"worker {rank}" for rank, ref in receivers.items() if ref not in done]
+        raise GetTimeoutError(f"no answer from {', '.join(late) or 'learner rank 0'} within the deadline")
+    ray.get(sender)
+    return {rank: ray.get(ref) for rank, ref in receivers.items()}, expected
 
 
 def _same_fingerprint(a: tuple[tuple[str, ...], float], b: tuple[tuple[str, ...], float]) -> bool:
