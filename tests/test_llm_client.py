@@ -10,7 +10,7 @@ import asyncio
 import logging
 
 import pytest
-from servers.fake_openai import ScriptedOpenAIServer
+from servers.fake_openai import ScriptedOpenAIServer, assert_key_absent, key_forms
 
 from cogrl.config import EndpointConfig, JudgeConfig, LLMSourceConfig
 from cogrl.files import InputError
@@ -75,3 +75,111 @@ def test_a_rejected_request_is_none_and_a_rejected_key_stops(monkeypatch) -> Non
         pytest.raises(EndpointError, match="403"),
     ):
         _complete(EndpointConfig(endpoint=server.url, model="m"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Key hygiene: read stripped, refused when malformed, redacted in every printed form
+# ----------------------------------------------------------------------------------------------------------
+ODD_KEY = "sk-Se\"cr\\et/+k=y%41'~"
+"""A usable key whose repr, JSON, URL and bytes forms all differ from the raw text."""
+
+
+@pytest.mark.parametrize("raw", [f"{KEY}\r\n", f"  {KEY}\n", f"\t{KEY} "])
+def test_a_key_read_from_a_crlf_file_is_stripped(monkeypatch, raw: str) -> None:
+    monkeypatch.setenv("MY_LAB_KEY", raw)
+    with ScriptedOpenAIServer(lambda prompt, attempt: "reply:hi") as server:
+        config = EndpointConfig(endpoint=server.url, api_key_variables=("MY_LAB_KEY",), max_retries=0)
+        assert _complete(config)[:2] == ("fake-model", "hi")
+    assert server.authorizations == {f"Bearer {KEY}"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("sk-two words", "whitespace"),
+        ("sk-a\r\nsk-b", "whitespace"),
+        ("sk-bell\x07", "control character"),
+        ("sk-caf\u00e9-\u4e2d", "non-ASCII"),
+    ],
+)
+def test_a_malformed_key_is_refused_by_name_without_being_shown(monkeypatch, raw: str, why: str) -> None:
+    monkeypatch.setenv("MY_LAB_KEY", raw)
+    config = EndpointConfig(endpoint="http://127.0.0.1:9", model="m", api_key_variables=("MY_LAB_KEY",))
+    with pytest.raises(InputError) as info:
+        _complete(config)
+    message = str(info.value)
+    assert "MY_LAB_KEY" in message and why in message and "\n" not in message
+    assert_key_absent([raw, raw.strip()], [message, repr(info.value)])
+
+
+def test_redact_replaces_every_printed_form_of_the_key(monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", ODD_KEY)
+    client = LLMClient(EndpointConfig(endpoint="http://127.0.0.1:9", model="m"))
+    for form in key_forms(ODD_KEY):
+        assert client.redact(f"<{form}>") in ("<***>", "<Bearer ***>"), form
+    assert_key_absent([ODD_KEY], [client.redact(" ".join(key_forms(ODD_KEY)))])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Deadlines, bad bodies, bad URLs
+# ----------------------------------------------------------------------------------------------------------
+def test_a_trickling_models_lookup_stops_at_the_deadline() -> None:
+    """One byte a second never trips a 2 s per-read timeout; the overall deadline stops the lookup."""
+    with ScriptedOpenAIServer(lambda p, a: "reply:hi", models_action="trickle", trickle_s=1.0) as server:
+        config = EndpointConfig(endpoint=server.url, timeout_s=2.0)
+        with pytest.raises(EndpointError, match=rf"{server.url}/v1/models.*2s deadline.*pass --model"):
+            _complete(config)
+        assert server.trickled < 10  # of a 60-byte reply: cut off, not waited out
+
+
+def test_a_trickling_reply_is_retried_then_fails_naming_the_endpoint_and_deadline() -> None:
+    with ScriptedOpenAIServer(lambda p, a: "trickle", trickle_s=0.3, after_hang="reply:hi") as server:
+        config = EndpointConfig(endpoint=server.url, model="m", timeout_s=1.0, max_retries=1, backoff_s=0)
+        _, reply, stats = _complete(config)
+    assert reply is None and server.total() == 2 and stats.failed == 1
+    assert f"{server.url}/v1/chat/completions" in stats.errors[0] and "1s deadline" in stats.errors[0]
+
+
+def test_the_priming_writer_gets_the_same_deadline() -> None:
+    from cogrl.envs import make_env
+    from cogrl.priming.conditions import get_condition
+    from cogrl.priming.llm import build_llm
+
+    env = make_env("countdown", {"preset": "priming", "n_train": 8, "n_test": 0})
+    with ScriptedOpenAIServer(lambda p, a: "reply:hi", models_action="trickle", trickle_s=1.0) as server:
+        config = LLMSourceConfig(endpoint=server.url, timeout_s=2.0)
+        with pytest.raises(EndpointError, match="2s deadline"):
+            build_llm(env, get_condition("no_behavior"), 1, 0, config, log=lambda m: None)
+
+
+@pytest.mark.parametrize("action", ["nested", "garbage", "no_choices", "truncate", "drop"])
+def test_an_unreadable_reply_is_retried_then_a_failed_request_with_a_reason(action: str) -> None:
+    with ScriptedOpenAIServer(lambda p, a: action) as server:
+        config = EndpointConfig(endpoint=server.url, model="m", max_retries=2, backoff_s=0)
+        _, reply, stats = _complete(config)
+    assert reply is None and server.total() == 3 and (stats.retries, stats.failed) == (2, 1)
+    assert f"{server.url}/v1/chat/completions" in stats.errors[0]
+    if action == "nested":
+        assert "nested too deeply" in stats.errors[0]
+
+
+@pytest.mark.parametrize("action", ["nested", "garbage", "404", "drop"])
+def test_an_unreadable_models_list_stops_the_job_clearly(action: str) -> None:
+    with (
+        ScriptedOpenAIServer(lambda p, a: "reply:hi", models_action=action) as server,
+        pytest.raises(EndpointError, match=rf"{server.url}/v1/models.*pass --model"),
+    ):
+        _complete(EndpointConfig(endpoint=server.url))
+
+
+def test_a_reply_with_a_lone_surrogate_comes_back_as_valid_text() -> None:
+    with ScriptedOpenAIServer(lambda p, a: "reply:a\ud800b") as server:
+        _, reply, _ = _complete(EndpointConfig(endpoint=server.url, model="m"))
+    assert reply == "a?b" and reply.encode("utf-8")
+
+
+@pytest.mark.parametrize("endpoint", ["http://[::1", "http://", "http://exa mple.com:80"])
+def test_a_bad_url_stops_the_job_with_one_line(endpoint: str) -> None:
+    with pytest.raises(EndpointError, match="endpoint") as info:
+        _complete(EndpointConfig(endpoint=endpoint, model="m", max_retries=0, timeout_s=2))
+    assert "\n" not in str(info.value)

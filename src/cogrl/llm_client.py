@@ -6,8 +6,15 @@ size, transient faults retried with jittered exponential backoff, and faults tha
 URL, model or key) stopping the job at once. A request that still fails is reported as None; deciding what
 that means (unknown, not cached; a rejected row) is the caller's business, as are its prompts and parsing.
 
-The API key comes from the environment only (`EndpointConfig.api_key_variables`) and is replaced by `***` in
-every reply, log line and error message, so a server that echoes it cannot leak it into outputs.
+Every exchange, the `/v1/models` lookup included, runs under one overall deadline (`timeout_s`) that covers
+connecting, waiting and streaming the whole body: httpx's own timeout bounds each read only, so a server that
+trickles a byte a second would otherwise hold a job forever. A body that cannot be read (not JSON, nested
+too deeply for the parser, cut off) is a transient fault like any other, never an exception out of the job.
+
+The API key comes from the environment only (`EndpointConfig.api_key_variables`), stripped of surrounding
+whitespace (a key file saved with CRLF) and refused, by variable name, if it could not be a bearer token.
+It is replaced by `***` in every reply, log line and error message, in each form a server or library may
+print it (raw, repr- or JSON-escaped, URL-encoded, bytes repr), so an echo cannot leak it into outputs.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 import logging
 import os
 import random
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,12 +66,57 @@ class ClientStats:
     errors: list[str] = field(default_factory=list)
 
 
+_KEY_FLAWS = (
+    ("non-ASCII characters", lambda char: not char.isascii()),
+    ("inner whitespace", str.isspace),
+    ("a control character", lambda char: not char.isprintable()),
+)
+
+
 def api_key_from_env(variables: tuple[str, ...]) -> str | None:
-    """The first non-empty value among ``variables``."""
+    """The first non-empty value among ``variables``, stripped of surrounding whitespace (a key file saved
+    with CRLF); a value that could not be a bearer token raises `InputError` naming the variable, never the
+    value (httpx would print it in full, or fail with a traceback on a non-ASCII one)."""
     for name in variables:
-        if value := os.environ.get(name):
-            return value
+        key = os.environ.get(name, "").strip()
+        if not key:
+            continue
+        for flaw, test in _KEY_FLAWS:
+            if any(test(char) for char in key):
+                raise InputError(
+                    f"environment variable {name} holds an API key with {flaw}; fix the variable"
+                )
+        return key
     return None
+
+
+def _printed_forms(key: str) -> list[str]:
+    """How ``key`` may appear in text: raw (as in its Authorization header), repr-escaped, JSON-escaped
+    (also with an escaped ``/``), URL-encoded, and as in a bytes repr; longest first, so that no form is left
+    half-replaced by a shorter one."""
+    escaped = json.dumps(key)[1:-1]
+    forms = {
+        key,
+        repr(key)[1:-1],
+        escaped,
+        escaped.replace("/", "\\/"),
+        urllib.parse.quote(key, safe=""),
+        urllib.parse.quote(key),
+        urllib.parse.quote_plus(key),
+        repr(key.encode())[2:-1],
+    }
+    return sorted(forms, key=len, reverse=True)
+
+
+def _check_url(base_url: str) -> None:
+    """Refuse an endpoint no request could reach (httpx would raise a bare InvalidURL mid-job, or retry a
+    host-less URL as if the network were down)."""
+    try:
+        host = httpx.URL(base_url).host
+    except httpx.InvalidURL as exc:
+        raise EndpointError(f"endpoint {base_url!r} is not a valid URL ({exc})") from None
+    if not host or any(char.isspace() or not char.isprintable() for char in base_url):
+        raise EndpointError(f"endpoint {base_url!r} is not a valid URL (no host, or spaces in it)")
 
 
 class LLMClient:
@@ -78,7 +131,9 @@ class LLMClient:
         self.name = name
         self.stats = stats if stats is not None else ClientStats()
         self.model = config.model
+        _check_url(config.base_url)
         self._api_key = api_key_from_env(config.api_key_variables)
+        self._secret_forms = _printed_forms(self._api_key) if self._api_key else []
         self._http: httpx.AsyncClient | None = None
         self._semaphore: asyncio.Semaphore | None = None
 
@@ -105,19 +160,27 @@ class LLMClient:
 
         Raises `EndpointError` on 401/403/404, which would fail every request alike."""
         assert self._semaphore is not None, "use the client inside `async with`"
+        if self.config.api == "chat":
+            path = "/v1/chat/completions"
+            payload: dict[str, Any] = {"messages": messages}
+        else:
+            path = "/v1/completions"
+            payload = {"prompt": "".join(f"{m['content']}\n\n" for m in messages)}
+        payload.update(
+            model=self.model, max_tokens=self.config.max_tokens, temperature=self.config.temperature
+        )
         async with self._semaphore:
             for attempt in range(self.config.max_retries + 1):
                 try:
-                    async with asyncio.timeout(self.config.timeout_s):
-                        return await self._request(messages)
-                except (_Retryable, httpx.RequestError, TimeoutError) as exc:
-                    reason = self.redact(str(exc) or type(exc).__name__)
+                    return await self._request(path, payload)
+                except _Retryable as exc:
+                    reason = self.redact(str(exc))
                     if attempt == self.config.max_retries:
                         self._fail(f"{self.name} request failed after {attempt + 1} attempts: {reason}")
                         return None
                     cap = self.config.backoff_cap_s
                     delay = random.uniform(0, min(cap, self.config.backoff_s * 2**attempt))
-                    if isinstance(exc, _Retryable) and exc.retry_after is not None:
+                    if exc.retry_after is not None:
                         delay = min(cap, max(delay, exc.retry_after))
                     self.stats.retries += 1
                     log.warning(
@@ -132,68 +195,99 @@ class LLMClient:
         raise AssertionError("unreachable")
 
     def redact(self, text: str) -> str:
-        """``text`` with the API key replaced by ``***``."""
-        return text.replace(self._api_key, "***") if self._api_key else text
+        """``text`` with every printed form of the API key replaced by ``***``."""
+        for form in self._secret_forms:
+            text = text.replace(form, "***")
+        return text
 
     async def _served_model(self) -> str:
-        assert self._http is not None
+        url = f"{self.config.base_url}/v1/models"
         try:
-            response = await self._http.get("/v1/models", timeout=self.config.timeout_s)
-            response.raise_for_status()
-            return response.json()["data"][0]["id"]
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
-            reason = self.redact(str(exc) or type(exc).__name__)
+            response, text = await self._exchange("GET", "/v1/models")
+            if not response.is_success:
+                raise _Retryable(f"HTTP {response.status_code} from {url}: {self._snippet(text)}")
+            model = json.loads(text)["data"][0]["id"]
+            if not isinstance(model, str):
+                raise TypeError("the model id is not a string")
+            return model
+        except (_Retryable, ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
             raise EndpointError(
-                f"{self.config.base_url}/v1/models did not name a model ({reason}); pass --model"
+                self.redact(f"{url} did not name a model ({_why(exc)}); pass --model")
             ) from None
 
-    async def _request(self, messages: list[Message]) -> str | None:
-        """Send one attempt; return the reply text, None for a per-request client error, or raise."""
+    async def _exchange(self, method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, str]:
+        """One HTTP exchange and its whole body (at most `MAX_BODY_BYTES`), under the overall deadline.
+
+        Raises `_Retryable`, naming the URL, for a deadline passed, a transport fault or an oversized body."""
         assert self._http is not None
-        if self.config.api == "chat":
-            path = "/v1/chat/completions"
-            payload: dict[str, Any] = {"messages": messages}
-        else:
-            path = "/v1/completions"
-            payload = {"prompt": "".join(f"{m['content']}\n\n" for m in messages)}
-        payload.update(
-            model=self.model, max_tokens=self.config.max_tokens, temperature=self.config.temperature
-        )
+        url = f"{self.config.base_url}{path}"
+        deadline = self.config.timeout_s
+        try:
+            async with (
+                asyncio.timeout(deadline),
+                self._http.stream(method, path, timeout=deadline, **kwargs) as response,
+            ):
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise _Retryable(f"response body from {url} exceeds {MAX_BODY_BYTES} bytes")
+        except TimeoutError:
+            raise _Retryable(f"no complete answer from {url} within the {deadline:g}s deadline") from None
+        except httpx.RequestError as exc:
+            raise _Retryable(f"{_why(exc)} ({url})") from None
+        return response, body.decode("utf-8", errors="replace")
+
+    async def _request(self, path: str, payload: dict[str, Any]) -> str | None:
+        """Send one attempt; return the reply text, None for a per-request client error, or raise."""
+        url = f"{self.config.base_url}{path}"
         self.stats.requests += 1
-        async with self._http.stream("POST", path, json=payload, timeout=self.config.timeout_s) as response:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    raise _Retryable(f"response body from {path} exceeds {MAX_BODY_BYTES} bytes")
+        response, text = await self._exchange("POST", path, json=payload)
         status = response.status_code
         if status in (408, 429) or status >= 500:
-            raise _Retryable(f"HTTP {status} from {path}", _retry_after(response.headers.get("retry-after")))
-        text = body.decode("utf-8", errors="replace")
+            raise _Retryable(f"HTTP {status} from {url}", _retry_after(response.headers.get("retry-after")))
         if status in (401, 403, 404):
             raise EndpointError(
-                f"{self.config.base_url}: HTTP {status} for {path} (check the endpoint, model and API key): "
-                f"{self.redact(text)[:300]}"
+                self.redact(
+                    f"{self.config.base_url}: HTTP {status} for {path} (check the endpoint, model and API "
+                    f"key): {self._snippet(text)}"
+                )
             )
         if status >= 400:
-            self._fail(
-                f"{self.name} request rejected with HTTP {status} for {path}: {self.redact(text)[:300]}"
-            )
+            self._fail(f"{self.name} request rejected with HTTP {status} for {url}: {self._snippet(text)}")
             return None
         try:
             choice = json.loads(text)["choices"][0]
             reply = choice["message"]["content"] if self.config.api == "chat" else choice["text"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise _Retryable(f"unreadable response body from {path}: {self.redact(text)[:100]!r}") from None
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
+            raise _Retryable(
+                f"unreadable response body from {url} ({_why(exc)}): {self._snippet(text, 100)}"
+            ) from None
         if not isinstance(reply, str):
-            raise _Retryable(f"response from {path} has no text content")
-        return self.redact(reply)
+            raise _Retryable(f"response from {url} has no text content")
+        # A lone surrogate (JSON allows a "\ud800" escape) would fail whoever stores or prints the reply.
+        return self.redact(reply.encode("utf-8", errors="replace").decode("utf-8"))
+
+    def _snippet(self, text: str, limit: int = 300) -> str:
+        """The start of a body for an error message: redacted before it is cut, on one line."""
+        return repr(self.redact(text)[:limit])
 
     def _fail(self, message: str) -> None:
+        message = self.redact(message)
         self.stats.failed += 1
         log.warning("%s", message)
         if len(self.stats.errors) < MAX_NOTES:
             self.stats.errors.append(message)
+
+
+def _why(exc: BaseException) -> str:
+    """One line on what went wrong, for exceptions whose text may be empty or name no cause."""
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply"
+    text = " ".join(str(exc).split())
+    if isinstance(exc, _Retryable):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -7,13 +7,16 @@ or to "count:<n>", a reply ending in the judge's ``COUNT: <n>`` line.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from servers.fake_openai import ScriptedOpenAIServer, last_message
 
 from cogrl.behaviors.judge import RUBRICS
 
-# "count:3" | "reply:<raw text>" | an HTTP status ("500", "429", "401") | "hang" | "garbage" | "no_choices"
+# "count:3" | "reply:<raw text>" | any other action of the shared server ("500", "hang", "trickle", "nested", ...)
 JudgeScript = Callable[[str, str, int], str]
 
 
@@ -34,10 +37,15 @@ def _judge_action(action: str) -> str:
 
 class FakeOpenAIServer(ScriptedOpenAIServer):
     """Serves the model "fake-judge"; ``requests`` counts the requests per (text, behavior); a "hang"
-    answers "count:1" once it is over."""
+    answers "count:1" once it is over, and a "trickle" sends that answer byte by byte. Other keywords
+    (``trickle_s``, ``retry_after``, ``models_action``) are the shared server's."""
 
     def __init__(
-        self, script: JudgeScript = always("count:1"), delay_s: float = 0.0, hang_s: float = 5.0
+        self,
+        script: JudgeScript = always("count:1"),
+        delay_s: float = 0.0,
+        hang_s: float = 5.0,
+        **options: Any,
     ) -> None:
         super().__init__(
             lambda key, attempt: _judge_action(script(*key, attempt)),
@@ -46,4 +54,21 @@ class FakeOpenAIServer(ScriptedOpenAIServer):
             delay_s=delay_s,
             hang_s=hang_s,
             after_hang=_judge_action("count:1"),
+            **options,
         )
+
+
+def cached_judgments(path: Path) -> set[tuple[str, str]]:
+    """(behavior, text SHA-256) of each judgment in the judge cache at ``path``, read while a judge may be
+    creating it: a cache with no file or no table yet holds none (so a test polls for a state, not a file)."""
+    if not path.exists():
+        return set()
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        return set(db.execute("SELECT behavior, text_sha256 FROM judgments").fetchall())
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return set()
+        raise
+    finally:
+        db.close()

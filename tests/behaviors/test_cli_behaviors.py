@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fake_openai_server import FakeOpenAIServer, always
+from fake_openai_server import FakeOpenAIServer, always, cached_judgments
 
 from cogrl.behaviors.judge import JudgeConfig, Trajectory, subject_text
 from cogrl.behaviors.types import BEHAVIORS
@@ -168,14 +167,6 @@ def test_api_key_never_reaches_outputs_cache_or_logs(tmp_path, capsys, monkeypat
         assert key.encode() not in file.read_bytes(), file
 
 
-def _cache_keys(path: Path) -> set[tuple[str, str]]:
-    db = sqlite3.connect(path, timeout=30)
-    try:
-        return set(db.execute("SELECT behavior, text_sha256 FROM judgments").fetchall())
-    finally:
-        db.close()
-
-
 @pytest.mark.slow
 def test_a_killed_job_resumes_without_paying_twice(tmp_path) -> None:
     texts = [f"Attempt {i}: 30+25 = 55, not 32." for i in range(12)]
@@ -188,7 +179,17 @@ def test_a_killed_job_resumes_without_paying_twice(tmp_path) -> None:
         for t in texts
     }
     env = {**os.environ, "COGRL_JUDGE_API_KEY": ""}
-    with FakeOpenAIServer(always("count:1"), delay_s=0.05) as server:
+    # The server answers 10 requests, then hangs until the test opens the gate: the kill always lands
+    # mid-job with exactly 10 judgments cached, however slow the machine.
+    gate = {"open": False, "answered": 0}
+
+    def script(text: str, behavior: str, attempt: int) -> str:
+        if not gate["open"] and gate["answered"] >= 10:
+            return "hang"
+        gate["answered"] += 1
+        return "count:1"
+
+    with FakeOpenAIServer(script, hang_s=120) as server:
         command = [
             COGRL,
             "behaviors",
@@ -205,16 +206,16 @@ def test_a_killed_job_resumes_without_paying_twice(tmp_path) -> None:
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
         )
         try:
-            deadline = time.monotonic() + 60
-            while (not cache.exists() or len(_cache_keys(cache)) < 10) and time.monotonic() < deadline:
+            deadline = time.monotonic() + 120
+            while len(cached_judgments(cache)) < 10 and time.monotonic() < deadline:
                 time.sleep(0.05)
             os.killpg(first.pid, signal.SIGKILL)
         finally:
             first.communicate()
-        cached = _cache_keys(cache)
-        assert 10 <= len(cached) < 48, "the job was not killed mid-way"
+        cached = cached_judgments(cache)
+        assert len(cached) == 10, "the job was not killed mid-way"
         before = Counter(server.requests)
-        server.delay_s = 0
+        gate["open"] = True
         second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
         assert second.returncode == 0, second.stderr
         after = Counter(server.requests)
@@ -222,7 +223,7 @@ def test_a_killed_job_resumes_without_paying_twice(tmp_path) -> None:
             assert after[(sha[digest], behavior)] == before[(sha[digest], behavior)] == 1
         assert set(after) == {(t, b) for t in texts for b in BEHAVIORS}
         assert max(after.values()) <= 2  # at most the requests in flight at the kill were repeated
-        assert len(_cache_keys(cache)) == 48
+        assert len(cached_judgments(cache)) == 48
         records = [json.loads(line) for line in second.stdout.splitlines()]
         assert [r["completion"] for r in records] == texts and all(
             r["behaviors"]["verification"] == 1 for r in records

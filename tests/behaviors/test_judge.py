@@ -191,3 +191,17 @@ def test_api_key_is_sent_but_never_logged_cached_or_returned(tmp_path, monkeypat
         assert key.encode() not in path.read_bytes(), path
     replies = sqlite3.connect(tmp_path / "cache.sqlite").execute("SELECT reply FROM judgments").fetchall()
     assert replies and all("***" in r for (r,) in replies)
+
+
+def test_a_nested_or_odd_unicode_reply_never_crashes_the_job(tmp_path) -> None:
+    """JSON nested past the parser's recursion limit is an unreadable body (retried, then unknown with its
+    reason); a reply holding a lone surrogate is stored and returned as valid text."""
+    scripts = {"deep": "nested", "odd": "reply:a\ud800 COUNT: 2", "fine": "count:1"}
+    cache = JudgeCache(tmp_path / "cache.sqlite")
+    with FakeOpenAIServer(lambda text, b, attempt: scripts[text]) as server:
+        judge = LLMJudge(_config(server, max_retries=1), cache)
+        tags = judge.tag_many([Trajectory(text) for text in scripts])
+    assert [set(t.counts.values()) for t in tags] == [{None}, {2}, {1}]
+    assert server.requests[("deep", "verification")] == 2 and judge.stats.failed == 4
+    assert all("nested too deeply" in error for error in judge.stats.errors)
+    assert len(cache) == 8

@@ -37,6 +37,10 @@ stderr = Console(stderr=True)
 
 DEFAULT_JUDGE_CACHE = Path.home() / ".cache" / "cogrl" / "judge.sqlite"
 
+JUDGE_FAILED_EXIT = 3
+"""Exit code of a judge run that sent requests and had every one fail (server down, overloaded, or replying
+garbage): all lines are still written, with those counts unknown. Some failures alone exit 0."""
+
 
 class Method(StrEnum):
     regex = "regex"
@@ -87,7 +91,9 @@ def tag(
     """Tag every line: the same lines on stdout, in order, with `behaviors`, `behavior_spans` and
     `behavior_source` added (hybrid adds `behaviors_regex`, `behaviors_judge` and `judge_reasons` too).
 
-    A malformed line is reported on stderr with its line number and skipped; the exit code is then 2."""
+    A malformed line is reported on stderr with its line number and skipped; the exit code is then 2. A judge
+    request that fails for good leaves its count unknown (null, never 0; a rerun asks again) and is counted in
+    the summary on stderr; when every request sent failed, the exit code is 3."""
     judge = (
         None
         if method is Method.regex
@@ -211,12 +217,20 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
 
 
 def _print_judge_summary(judge: LLMJudge) -> None:
+    """The run's costs on stderr; exits with `JUDGE_FAILED_EXIT` when every request sent failed."""
     s = judge.stats
     print(
         f"judge {judge.model}: {s.judged} judged, {s.cache_hits} from cache, {s.requests} requests "
-        f"({s.retries} retries), {s.unparsable} without a readable count, {s.failed} failed",
+        f"({s.retries} retries), {s.unparsable} without a readable count, {s.failed} failed (null; a rerun asks again)",
         file=sys.stderr,
     )
+    if s.failed and not s.judged:
+        print(
+            f"cogrl: error: all {s.failed} judge requests failed, their counts are unknown (null); "
+            f"first failure: {s.errors[0]}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(JUDGE_FAILED_EXIT)
 
 
 @app.command()
