@@ -242,6 +242,9 @@ class TrainerConfig(StrictModel):
     """fsdp only: keep the sharded float32 weights, gradients and optimizer state in host memory and step the
     optimizer on the CPU (FSDP2's CPUOffloadPolicy), for GPUs too small for them; slower."""
     device: Literal["cpu", "cuda"] = "cpu"
+    gpu_memory_gb: float = Field(80.0, gt=0)
+    """Memory of each GPU in GB (2**30 bytes; an 80 GB A100/H100). `cogrl train` refuses a run whose memory
+    plan (cogrl.rl.memory, docs/gpu.md) does not fit in it, before anything starts."""
     eval_every: int = Field(10, ge=0)
     """Evaluate on the test split every k steps (paper: 10); 0 disables."""
     eval_problems: int = Field(64, ge=1)

@@ -30,7 +30,7 @@ from cogrl.config import ModelConfig, TinyModelSpec
 from cogrl.files import InputError, atomic_path
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
 
     from cogrl.envs import Environment
 
@@ -134,16 +134,14 @@ def train_tokenizer(corpus: list[str], vocab_size: int) -> PreTrainedTokenizerFa
     )
 
 
-def _init_tiny_model(spec: TinyModelSpec, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+def tiny_config(spec: TinyModelSpec, tokenizer: PreTrainedTokenizerFast | None = None) -> PretrainedConfig:
+    """The HF config of a tiny model. Without a tokenizer (the memory planner) the vocabulary is the spec's,
+    an upper bound of the trained tokenizer's size."""
+    from transformers import LlamaConfig, Qwen2Config
 
-    config_class, model_class = {
-        "qwen2": (Qwen2Config, Qwen2ForCausalLM),
-        "llama": (LlamaConfig, LlamaForCausalLM),
-    }[spec.arch]
-    config = config_class(
-        vocab_size=len(tokenizer),
+    config_class = {"qwen2": Qwen2Config, "llama": LlamaConfig}[spec.arch]
+    return config_class(
+        vocab_size=len(tokenizer) if tokenizer is not None else spec.vocab_size,
         hidden_size=spec.hidden_size,
         num_hidden_layers=spec.num_layers,
         num_attention_heads=spec.num_heads,
@@ -151,14 +149,23 @@ def _init_tiny_model(spec: TinyModelSpec, tokenizer: PreTrainedTokenizerFast) ->
         intermediate_size=spec.intermediate_size,
         max_position_embeddings=spec.max_position_embeddings,
         tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
         torch_dtype="float32",
+        **{
+            f"{token}_token_id": getattr(tokenizer, f"{token}_token_id")
+            for token in ("bos", "eos", "pad")
+            if tokenizer is not None
+        },
     )
+
+
+def _init_tiny_model(spec: TinyModelSpec, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
+    import torch
+    from transformers import LlamaForCausalLM, Qwen2ForCausalLM
+
+    model_class = {"qwen2": Qwen2ForCausalLM, "llama": LlamaForCausalLM}[spec.arch]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(TINY_INIT_SEED)
-        model = model_class(config)
+        model = model_class(tiny_config(spec, tokenizer))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
 

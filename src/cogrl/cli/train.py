@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -28,12 +29,20 @@ def train(
         ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option(help="Print the resolved plan and exit, without loading a model.")
+        bool,
+        typer.Option(help="Print the resolved plan and its memory plan and exit, without loading a model."),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --dry-run: the plan as one JSON object.")
     ] = False,
 ) -> None:
     """Run GRPO/PPO on an environment, tagging behaviors in every rollout."""
-    from cogrl.rl.driver import Trainer, plan
+    from cogrl.rl.driver import Trainer, plan, plan_fields
+    from cogrl.rl.memory import plan_memory
     from cogrl.rl.runs import RunDir
+
+    if as_json and not dry_run:
+        raise InputError("--json goes with --dry-run")
 
     if resume is not None:
         # With --resume every positional argument is an override of the saved config (e.g. trainer.steps=500).
@@ -43,12 +52,20 @@ def train(
                 f"--resume uses the run's saved config; {stray[0]!r} is not a dotted.key=value override"
             )
         run = RunDir.resume(resume, changes)
+        plan_memory(run.recipe).check()
     elif recipe is None:
         raise InputError("give a recipe (e.g. recipes/cpu-tiny-grpo.yaml) or --resume RUN_DIR")
     else:
         loaded = load_recipe(recipe, overrides or [])
+        memory = plan_memory(loaded)
         if dry_run:
-            print(plan(loaded))
+            print(
+                json.dumps({**plan_fields(loaded), "memory": memory.to_json()})
+                if as_json
+                else plan(loaded, memory)
+            )
+        memory.check()  # a plan that cannot fit is refused before anything starts (exit 2, one line)
+        if dry_run:
             return
         if out is not None:  # the shared --out policy; RunDir.create then refuses a non-empty one
             check_output_dir(out, inputs=[recipe], remedy=f"use --resume {out} to continue, or another --out")

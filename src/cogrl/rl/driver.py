@@ -30,6 +30,7 @@ from cogrl.config import TrainRecipe
 from cogrl.envs import Environment, Score, Task, make_env
 from cogrl.files import InputError
 from cogrl.rl.batch import Experience, Generation
+from cogrl.rl.memory import MemoryPlan, plan_memory
 from cogrl.rl.metrics import eval_metrics, rollout_metrics
 from cogrl.rl.runs import RunDir
 from cogrl.rl.sync import probe_tokens, push_weights
@@ -278,26 +279,33 @@ class Trainer:
         self.run_dir.close()
 
 
-def plan(recipe: TrainRecipe) -> str:
-    """The resolved plan of a run (roles, devices, batch shapes, schedule), without loading a model."""
+def plan_fields(recipe: TrainRecipe) -> dict[str, str]:
+    """The resolved plan of a run (roles, devices, batch shapes, schedule), one line of text per field."""
     r, a, t = recipe.rollout, recipe.algorithm, recipe.trainer
     batch = t.prompts_per_step * r.samples_per_prompt
     mini = a.mini_batch_size or batch
     device = "GPU" if t.device == "cuda" else "CPU"
-    lines = [
-        f"run {recipe.name} (seed {recipe.seed})",
-        f"environment  {recipe.env.name} {json.dumps(recipe.env.options)}",
-        f"model        {recipe.model.path or f'tiny {recipe.model.tiny.arch} built from config'} ({recipe.model.dtype})",
-        f"warm-up      {'SFT on ' + recipe.warmup.condition if recipe.warmup else 'none'}",
-        f"rollout      {r.num_workers} x {r.backend} worker(s) on {device}, temperature {r.temperature}",
-        f"learner      {t.num_learners} rank(s) on {device}; advantage {a.advantage}"
+    return {
+        "run": f"{recipe.name} (seed {recipe.seed})",
+        "environment": f"{recipe.env.name} {json.dumps(recipe.env.options)}",
+        "model": f"{recipe.model.path or f'tiny {recipe.model.tiny.arch} built from config'} ({recipe.model.dtype})",
+        "warm-up": f"{'SFT on ' + recipe.warmup.condition if recipe.warmup else 'none'}",
+        "rollout": f"{r.num_workers} x {r.backend} worker(s) on {device}, temperature {r.temperature}",
+        "learner": f"{t.num_learners} rank(s) on {device}; advantage {a.advantage}"
         + (" with critic" if a.advantage == "gae" else "")
         + (f"; reference policy (KL {a.kl_coef}, {a.kl_estimator}, {'in reward' if a.kl_in_reward else 'in loss'})" if a.kl_coef else ""),
-        f"batch        {t.prompts_per_step} prompts x {r.samples_per_prompt} samples = {batch} sequences of "
+        "batch": f"{t.prompts_per_step} prompts x {r.samples_per_prompt} samples = {batch} sequences of "
         f"<= {r.max_prompt_tokens} + {r.max_new_tokens} tokens",
-        f"updates      {a.ppo_epochs} epoch(s) x {-(-batch // mini)} mini-batch(es) of {mini}, micro-batch "
+        "updates": f"{a.ppo_epochs} epoch(s) x {-(-batch // mini)} mini-batch(es) of {mini}, micro-batch "
         f"{a.micro_batch_size}, {-(-batch // mini) * a.ppo_epochs} optimizer step(s) per RL step",
-        f"schedule     {t.steps} steps; eval every {t.eval_every or '-'} on {t.eval_problems} problems x "
+        "schedule": f"{t.steps} steps; eval every {t.eval_every or '-'} on {t.eval_problems} problems x "
         f"{t.eval_samples}; checkpoint every {t.checkpoint_every}",
-    ]  # fmt: skip
-    return "\n".join(lines)
+    }  # fmt: skip
+
+
+def plan(recipe: TrainRecipe, memory: MemoryPlan | None = None) -> str:
+    """`plan_fields` as text, then the memory plan (cogrl.rl.memory), computed from the model's config alone
+    unless given: no weights are loaded."""
+    fields = plan_fields(recipe)
+    lines = [f"run {fields.pop('run')}"] + [f"{label:<12} {value}" for label, value in fields.items()]
+    return "\n".join([*lines, (memory or plan_memory(recipe)).table()])
