@@ -118,6 +118,17 @@ def test_some_failures_keep_unknowns_and_exit_0(tmp_path, capsys, monkeypatch) -
     assert "4 judged" in err and "4 failed" in err and "cogrl: error" not in err
 
 
+def test_hybrid_exits_3_when_every_judge_request_failed(tmp_path, capsys, monkeypatch) -> None:
+    path = write_lines(tmp_path / "in.jsonl", [GOOD, {"completion": "plain words"}])
+    with FakeOpenAIServer(lambda text, b, attempt: "500") as server:
+        args = ["--endpoint", server.url, "--cache", str(tmp_path / "c.sqlite"), "--max-retries", "0"]
+        args += ["--method", "hybrid", "--sample-fraction", "1"]
+        code, out, err = run_cli(["behaviors", "tag", *args, str(path)], capsys, monkeypatch)
+    assert code == JUDGE_FAILED_EXIT and err.splitlines()[-1].startswith("cogrl: error: all 8 judge requests")
+    records = [json.loads(line) for line in out.splitlines()]  # written, falling back to the regex counts
+    assert [r["behaviors"] for r in records] == [r["behaviors_regex"] for r in records]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Soak: a few hundred requests through random faults, a SIGKILL mid-run, and a rerun
 # ----------------------------------------------------------------------------------------------------------
