@@ -193,6 +193,10 @@ class AlgorithmConfig(StrictModel):
     """Passes over each rollout batch (paper: 1)."""
     mini_batch_size: int | None = Field(None, gt=0)
     """Sequences per optimizer step; None = the whole batch in one step (fully on-policy)."""
+    critic_mini_batch_size: int | None = Field(None, gt=0)
+    """Sequences per critic optimizer step; None = the actor's mini_batch_size. The paper's veRL runs
+    (1,024 sequences per RL step) took 2 actor steps of 512 and 8 critic steps of 128: the critic, with its
+    10x larger lr, gets more and smaller steps on the same batch."""
     micro_batch_size: int = Field(8, gt=0)
     """Sequences per forward/backward pass (gradient accumulation inside a mini-batch); memory only."""
     max_tokens_per_micro_batch: int | None = Field(None, gt=0)
@@ -238,6 +242,11 @@ class TrainerConfig(StrictModel):
     and optimizer state (simple; fits small models). `fsdp`: torch FSDP2 (`fully_shard`, Zhao et al., 2023,
     "PyTorch FSDP") shards each decoder layer's weights, gradients and AdamW state across the ranks, so
     per-rank memory falls as ranks are added (the paper's 3B PPO needs it). Both give the same update."""
+    placement: Literal["split", "colocated"] = "split"
+    """Where the roles run (cogrl.rl.placement). `split`: a device per learner rank and per rollout worker.
+    `colocated`: learner rank k and rollout worker k share device k, and the workers free their memory
+    (vLLM sleep mode) while the learners train, as veRL's hybrid engine does; needs num_learners equal to
+    rollout.num_workers. The paper's 4-GPU runs shared every GPU this way."""
     cpu_offload: bool = False
     """fsdp only: keep the sharded float32 weights, gradients and optimizer state in host memory and step the
     optimizer on the CPU (FSDP2's CPUOffloadPolicy), for GPUs too small for them; slower."""
@@ -410,6 +419,12 @@ class TrainRecipe(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrainRecipe:
+        if self.trainer.placement == "colocated" and self.trainer.num_learners != self.rollout.num_workers:
+            raise ValueError(
+                "trainer.placement colocated pairs learner rank k with rollout worker k: set "
+                f"trainer.num_learners ({self.trainer.num_learners}) equal to rollout.num_workers "
+                f"({self.rollout.num_workers})"
+            )
         if self.algorithm.advantage in ("grpo", "dr_grpo", "rloo") and self.rollout.samples_per_prompt < 2:
             raise ValueError(f"advantage {self.algorithm.advantage} needs rollout.samples_per_prompt >= 2")
         return self

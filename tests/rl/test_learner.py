@@ -117,6 +117,26 @@ def test_micro_batches_accumulate_to_the_big_batch(model_dir, loss_agg):
         assert stats_whole[key] == pytest.approx(stats_micro[key], rel=1e-5, abs=1e-7), key
 
 
+def test_critic_takes_its_own_mini_batches(model_dir):
+    """The paper's structure: the critic steps on smaller mini-batches than the actor; the actor's update is
+    untouched by it, and a critic mini-batch equal to the actor's is the default."""
+    batch = make_batch()  # 8 sequences
+    base = {"advantage": "gae", "kl_coef": 0.01, "mini_batch_size": 8}
+    default = make_learner(model_dir, **base)
+    same = make_learner(model_dir, critic_mini_batch_size=8, **base)
+    small = make_learner(model_dir, critic_mini_batch_size=2, **base)
+    stats = [learner.update(batch) for learner in (default, same, small)]
+    assert [s["optimizer_steps"] for s in stats] == [1, 1, 1]
+    assert [s["critic_optimizer_steps"] for s in stats] == [1, 1, 4]
+    assert_same_parameters(default.policy_state(), small.policy_state())
+    assert_same_parameters(default.critic.state_dict(), same.critic.state_dict())
+    moved = [
+        not torch.equal(a, b)
+        for a, b in zip(default.critic.state_dict().values(), small.critic.state_dict().values(), strict=True)
+    ]
+    assert any(moved)
+
+
 @pytest.mark.parametrize("advantage", ["grpo", "gae"])
 def test_token_budget_micro_batches_give_the_same_update(model_dir, advantage):
     """Packing by padded tokens (shortest together, out of batch order) changes memory, not the update."""

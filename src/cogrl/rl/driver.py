@@ -32,6 +32,7 @@ from cogrl.files import InputError
 from cogrl.rl.batch import Experience, Generation
 from cogrl.rl.memory import MemoryPlan, plan_memory
 from cogrl.rl.metrics import eval_metrics, rollout_metrics
+from cogrl.rl.placement import place
 from cogrl.rl.runs import RunDir
 from cogrl.rl.sync import probe_tokens, push_weights
 from cogrl.rl.tracking import Tracker
@@ -137,6 +138,8 @@ class Trainer:
             model_dir = self._warm_up(model_dir)
         checkpoint = run.last_checkpoint()
         self.start_step = checkpoint[0] if checkpoint else 0
+        t = recipe.trainer
+        learner_slots, worker_slots = place(t.placement, t.num_learners, recipe.rollout.num_workers, t.device)
         self.learners = LearnerGroup(
             recipe.trainer.num_learners,
             model_dir=model_dir,
@@ -145,6 +148,7 @@ class Trainer:
             max_new_tokens=recipe.rollout.max_new_tokens,
             seed=recipe.seed,
             dtype=recipe.model.dtype,
+            slots=learner_slots,
         )
         if checkpoint:
             self.learners.load(checkpoint[1])
@@ -158,6 +162,8 @@ class Trainer:
             seed=recipe.seed,
             device=recipe.trainer.device,
             dtype=recipe.model.dtype,
+            slots=worker_slots,
+            sleep_mode=t.placement == "colocated",
         )
         self.tracker = Tracker(run, recipe)
 
@@ -226,7 +232,12 @@ class Trainer:
             Experience(g.prompt_ids, g.response_ids, g.logprobs, s.reward, group=g.prompt_index)
             for g, s in zip(generations, scores, strict=True)
         ]
+        colocated = recipe.trainer.placement == "colocated"
+        if colocated:  # the learners train on the workers' devices: the engines free them meanwhile
+            self.pool.sleep()
         stats = self.learners.update(experiences)
+        if colocated:
+            self.pool.wake_up()
         lap("update")
         probe_prompt, probe_response = probe_tokens(self.pool)
         reference = self.learners.logprobs([probe_prompt], [probe_response])[0]

@@ -35,6 +35,7 @@ from cogrl.config import AlgorithmConfig, TrainerConfig
 from cogrl.rl import algorithms as algo
 from cogrl.rl.batch import Experience
 from cogrl.rl.forward import PaddedBatch, ResponseLogprobs, pad_batch, response_hidden, response_mask_of
+from cogrl.rl.placement import Slot, place
 from cogrl.rl.transfer import TensorMeta, WeightGroup, describe, weights_fingerprint
 
 TOKENIZER_FILES = (
@@ -330,8 +331,9 @@ class Learner:
         n = len(experiences)
         num_tokens = float(sum(len(e.response_ids) for e in experiences))
         totals = self._all_reduce(torch.tensor([float(n), num_tokens], dtype=torch.float64))
-        num_mini = 1 if a.mini_batch_size is None else math.ceil(totals[0].item() / a.mini_batch_size)
-        prepared = self.prepare(experiences, self.old_logprobs_in_training(num_mini))
+        minis = _mini_batches(n, totals[0].item(), a.mini_batch_size)
+        critic_minis = _mini_batches(n, totals[0].item(), a.critic_mini_batch_size or a.mini_batch_size)
+        prepared = self.prepare(experiences, self.old_logprobs_in_training(len(minis)))
         response_mask, values, kl, advantages = (
             prepared.response_mask,
             prepared.values,
@@ -340,25 +342,24 @@ class Learner:
         )
         t_prepare = time.perf_counter()
 
-        # ppo_epochs passes over mini-batches (one optimizer step each) made of micro-batches
-        minis = [chunk.tolist() for chunk in torch.tensor_split(torch.arange(n), num_mini)]
+        # ppo_epochs passes over mini-batches (one optimizer step each) made of micro-batches; the critic
+        # (its own parameters, optimizer and lr) takes its own mini-batches (algorithm.critic_mini_batch_size)
         acc = torch.zeros(len(_ACC_KEYS), dtype=torch.float64)
         grad_norms: list[float] = []
         critic_grad_norms: list[float] = []
         for _ in range(a.ppo_epochs):
             for mini in minis:
-                counts = self._all_reduce(
-                    torch.tensor([float(len(mini)), response_mask[mini].sum().item()], dtype=torch.float64)
-                )
-                norm = {"num_seqs": counts[0].item(), "num_tokens": max(counts[1].item(), 1.0)}
+                norm = self._normalisers(mini, response_mask)
                 self.optimizer.zero_grad(set_to_none=True)
-                if self.critic_optimizer is not None:
-                    self.critic_optimizer.zero_grad(set_to_none=True)
                 for indices in self._micro_batches(experiences, mini):
-                    acc += self._train_micro_batch(experiences, indices, norm, prepared)
+                    acc += self._policy_micro_batch(experiences, indices, norm, prepared)
                 grad_norms.append(self._step(self.policy, self.optimizer))
-                if self.critic is not None:
-                    critic_grad_norms.append(self._step(self.critic, self.critic_optimizer))
+            for mini in critic_minis if self.critic is not None else []:
+                norm = self._normalisers(mini, response_mask)
+                self.critic_optimizer.zero_grad(set_to_none=True)
+                for indices in self._micro_batches(experiences, mini):
+                    acc += self._critic_micro_batch(experiences, indices, norm, prepared)
+                critic_grad_norms.append(self._step(self.critic, self.critic_optimizer))
         self.updates += 1
         t_train = time.perf_counter()
 
@@ -378,17 +379,19 @@ class Learner:
         acc = self._all_reduce(acc)
         batch_stats = self._all_reduce(batch_stats)
         steps = len(minis) * a.ppo_epochs
+        critic_steps = max(len(critic_grad_norms), 1)
+        critic_tokens = max(acc[_ACC_KEYS.index("critic_tokens")].item(), 1.0)
         tokens = totals[1].item()
         trained_tokens = max(acc[_ACC_KEYS.index("tokens")].item(), 1.0)
         adv_mean = batch_stats[2].item() / max(tokens, 1.0)
         stats = {
             "pg_loss": acc[_ACC_KEYS.index("pg_loss")].item() / steps,
-            "vf_loss": acc[_ACC_KEYS.index("vf_loss")].item() / steps,
+            "vf_loss": acc[_ACC_KEYS.index("vf_loss")].item() / critic_steps,
             "kl": batch_stats[0].item() / max(tokens, 1.0),
             "entropy": acc[_ACC_KEYS.index("entropy")].item() / trained_tokens,
             "clip_frac": acc[_ACC_KEYS.index("clip_frac")].item() / trained_tokens,
             "approx_kl": acc[_ACC_KEYS.index("approx_kl")].item() / trained_tokens,
-            "vf_clip_frac": acc[_ACC_KEYS.index("vf_clip_frac")].item() / trained_tokens,
+            "vf_clip_frac": acc[_ACC_KEYS.index("vf_clip_frac")].item() / critic_tokens,
             "grad_norm": sum(grad_norms) / len(grad_norms),
             "critic_grad_norm": sum(critic_grad_norms) / len(critic_grad_norms) if critic_grad_norms else 0.0,
             "adv_mean": adv_mean,
@@ -398,6 +401,7 @@ class Learner:
             "num_sequences": totals[0].item(),
             "num_response_tokens": tokens,
             "optimizer_steps": float(steps),
+            "critic_optimizer_steps": float(len(critic_grad_norms)),
             "tokens_per_s": batch_stats[5].item() * a.ppo_epochs / max(t_train - start, 1e-9),
             "time/prepare": t_prepare - start,
             "time/train": t_train - t_prepare,
@@ -411,22 +415,27 @@ class Learner:
         (ratio exactly 1). Not when the in-reward KL needs them before advantages, nor for the KL stat."""
         return self.algorithm.ppo_epochs == 1 and num_mini_batches == 1 and self.reference is None
 
-    def _train_micro_batch(
+    def _normalisers(self, mini: list[int], response_mask: torch.Tensor) -> dict[str, float]:
+        """A mini-batch's global sequence and token counts: every rank divides its losses by the same."""
+        counts = self._all_reduce(
+            torch.tensor([float(len(mini)), response_mask[mini].sum().item()], dtype=torch.float64)
+        )
+        return {"num_seqs": counts[0].item(), "num_tokens": max(counts[1].item(), 1.0)}
+
+    def _policy_micro_batch(
         self,
         experiences: Sequence[Experience],
         indices: list[int],
         norm: dict[str, float],
         prepared: PreparedBatch,
     ) -> torch.Tensor:
-        """Forward + backward of one micro-batch; returns its contributions to the accumulated statistics."""
+        """Forward + backward of the policy loss on one micro-batch; returns its contributions to the
+        accumulated statistics."""
         a = self.algorithm
         batch = self._pad(experiences, indices)
         logprobs, entropy = self._logprobs(self._policy, batch)
         if not indices:  # an empty lockstep slot: join the collectives of forward and backward, add nothing
-            loss = 0.0 * (logprobs.sum() + entropy.sum())
-            if self.critic is not None:
-                loss = loss + 0.0 * self._values(batch).sum()
-            loss.backward()
+            (0.0 * (logprobs.sum() + entropy.sum())).backward()
             return torch.zeros(len(_ACC_KEYS), dtype=torch.float64)
         r = batch.response_ids.shape[1]
         mask = batch.response_mask
@@ -447,30 +456,48 @@ class Learner:
         if prepared.ref_logprobs is not None and not a.kl_in_reward:
             kl = algo.kl_penalty(logprobs, prepared.ref_logprobs[indices, :r], a.kl_estimator)
             loss = loss + a.kl_coef * algo.aggregate_loss(kl, mask, **agg)
-        vf_loss = vf_clip_frac = torch.zeros(())
-        if self.critic is not None:
-            assert prepared.values is not None
-            vf_loss, vf_clip_frac = algo.clipped_value_loss(
-                self._values(batch),
-                prepared.values[indices, :r],
-                prepared.returns[indices, :r],
-                mask,
-                clip=a.value_clip,
-                **agg,
-            )
-            loss = loss + vf_loss  # disjoint parameters: the critic has its own optimizer and lr
         loss.backward()
         tokens = mask.sum().item()
-        contributions = {
-            "pg_loss": pg_loss.item(),
-            "vf_loss": vf_loss.item(),
-            "entropy": (entropy.detach() * mask).sum().item(),
-            "clip_frac": clip_frac.item() * tokens,
-            "approx_kl": approx_kl.item() * tokens,
-            "vf_clip_frac": vf_clip_frac.item() * tokens,
-            "tokens": tokens,
-        }
-        return torch.tensor([contributions[k] for k in _ACC_KEYS], dtype=torch.float64)
+        return _contributions(
+            pg_loss=pg_loss.item(),
+            entropy=(entropy.detach() * mask).sum().item(),
+            clip_frac=clip_frac.item() * tokens,
+            approx_kl=approx_kl.item() * tokens,
+            tokens=tokens,
+        )
+
+    def _critic_micro_batch(
+        self,
+        experiences: Sequence[Experience],
+        indices: list[int],
+        norm: dict[str, float],
+        prepared: PreparedBatch,
+    ) -> torch.Tensor:
+        """Forward + backward of the clipped value loss on one micro-batch (see `_policy_micro_batch`)."""
+        a = self.algorithm
+        batch = self._pad(experiences, indices)
+        values = self._values(batch)
+        if not indices:
+            (0.0 * values.sum()).backward()
+            return torch.zeros(len(_ACC_KEYS), dtype=torch.float64)
+        assert prepared.values is not None
+        r = batch.response_ids.shape[1]
+        mask = batch.response_mask
+        vf_loss, vf_clip_frac = algo.clipped_value_loss(
+            values,
+            prepared.values[indices, :r],
+            prepared.returns[indices, :r],
+            mask,
+            clip=a.value_clip,
+            mode=a.loss_agg,
+            constant=self.loss_constant,
+            **norm,
+        )
+        vf_loss.backward()
+        tokens = mask.sum().item()
+        return _contributions(
+            vf_loss=vf_loss.item(), vf_clip_frac=vf_clip_frac.item() * tokens, critic_tokens=tokens
+        )
 
     def _step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> float:
         self._reduce_gradients(model)
@@ -619,8 +646,29 @@ def _rollout_logprob_drift(experiences: Sequence[Experience], logprobs: torch.Te
     return total
 
 
-_ACC_KEYS = ("pg_loss", "vf_loss", "entropy", "clip_frac", "approx_kl", "vf_clip_frac", "tokens")
+_ACC_KEYS = (
+    "pg_loss",
+    "vf_loss",
+    "entropy",
+    "clip_frac",
+    "approx_kl",
+    "vf_clip_frac",
+    "tokens",
+    "critic_tokens",
+)
 """Per-micro-batch sums accumulated over an update, then summed over ranks."""
+
+
+def _contributions(**values: float) -> torch.Tensor:
+    """One micro-batch's statistics as a vector in `_ACC_KEYS` order (absent keys are 0)."""
+    return torch.tensor([values.get(k, 0.0) for k in _ACC_KEYS], dtype=torch.float64)
+
+
+def _mini_batches(n: int, total: float, size: int | None) -> list[list[int]]:
+    """This rank's `n` sequences cut into as many consecutive mini-batches as every rank cuts (one optimizer
+    step each): ceil(global sequences / size), or one when `size` is None."""
+    count = 1 if size is None else math.ceil(total / size)
+    return [chunk.tolist() for chunk in torch.tensor_split(torch.arange(n), count)]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -710,8 +758,8 @@ class LearnerActor:
 class LearnerGroup:
     """``num_learners`` data-parallel `Learner` ranks as Ray actors (starts a local Ray if none is running).
 
-    ``placement``: an optional Ray placement group with one bundle per rank (bundle k hosts rank k).
-    On GPUs each rank takes one GPU; on CPU each takes ``num_cpus_per_learner`` CPUs of Ray's budget.
+    ``slots``: each rank's Ray resources (`cogrl.rl.placement`); by default one GPU per rank, or on CPU
+    ``num_cpus_per_learner`` CPUs of Ray's budget, failing clearly when the cluster lacks them.
     Checkpoints are written by rank 0 and read by every rank (a shared filesystem across nodes).
     """
 
@@ -725,25 +773,17 @@ class LearnerGroup:
         max_new_tokens: int,
         seed: int,
         dtype: str = "float32",
-        placement: Any = None,
+        slots: list[Slot] | None = None,
         num_cpus_per_learner: float = 1.0,
     ) -> None:
         import ray
 
         if not ray.is_initialized():
             ray.init(address="local")  # never join a stale cluster; a driver that wants one inits Ray first
-        resources = {"num_gpus": 1} if trainer.device == "cuda" else {"num_cpus": num_cpus_per_learner}
+        if slots is None:
+            slots = place("split", num_learners, 0, trainer.device, num_cpus_per_learner)[0]
         actor_class = ray.remote(LearnerActor)
-        self.actors = []
-        for rank in range(num_learners):
-            options: dict[str, Any] = dict(resources)
-            if placement is not None:
-                from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-                options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
-                    placement, placement_group_bundle_index=rank
-                )
-            self.actors.append(actor_class.options(**options).remote())
+        self.actors = [actor_class.options(**slot.options()).remote() for slot in slots]
         distributed = num_learners > 1 or trainer.strategy == "fsdp"
         dist_url = ray.get(self.actors[0].rendezvous_address.remote()) if distributed else None
         ray.get(

