@@ -1,5 +1,6 @@
-"""`cogrl train` end to end on CPU: a real run directory, and a crash (SIGKILL) that resumes to exactly the
-uninterrupted run — mid-epoch and at an epoch boundary."""
+"""`cogrl train` end to end on CPU: a real run directory, and a crash (SIGKILL) that leaves no process behind
+and resumes to exactly the uninterrupted run — mid-epoch and at an epoch boundary — even from a damaged
+newest checkpoint."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
+from processes import kill_all, wait_until_gone
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +41,8 @@ def overrides(n_train: int, steps: int, backend: str = "hf") -> list[str]:
     ]
 
 
-def train(*args: str, wait: bool = True) -> subprocess.Popen:
-    process = subprocess.Popen(
+def start_train(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
         [sys.executable, "-c", "from cogrl.cli import main; main()", "train", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -47,10 +50,14 @@ def train(*args: str, wait: bool = True) -> subprocess.Popen:
         start_new_session=True,
         env={**os.environ, "RAY_ADDRESS": ""},
     )
-    if wait:
-        output, _ = process.communicate(timeout=600)
-        assert process.returncode == 0, output
-    return process
+
+
+def train(*args: str) -> str:
+    """Run `cogrl train` to the end; its output (stdout and stderr)."""
+    process = start_train(*args)
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output
+    return output
 
 
 def steps_logged(path: Path) -> list[int]:
@@ -100,19 +107,41 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, n_train):
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
     train("recipes/cpu-tiny-grpo.yaml", *overrides(n_train, 4), "--out", str(reference))
 
-    process = train("recipes/cpu-tiny-grpo.yaml", *overrides(n_train, 4), "--out", str(crashed), wait=False)
+    process = start_train("recipes/cpu-tiny-grpo.yaml", *overrides(n_train, 4), "--out", str(crashed))
     deadline = time.monotonic() + 600
     while 3 not in steps_logged(crashed / "metrics.jsonl"):
         assert process.poll() is None, process.stdout.read()
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    # Only the driver is killed (as the OOM killer would): its Ray cluster must not outlive it. Ray's own
+    # agents linger a minute after their raylet dies; the watchdog ends them in well under a second.
+    cluster = psutil.Process(process.pid).children(recursive=True)
+    try:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        survivors = wait_until_gone(cluster, limit_s=30)
+        assert not survivors, [" ".join(p.cmdline()) or p.name() for p in survivors]
+    finally:
+        kill_all(cluster)
     assert 4 not in steps_logged(crashed / "eval.jsonl")
 
     train("--resume", str(crashed))
+    assert_same_logs(crashed, reference)
+    assert len(json.loads((crashed / "versions.json").read_text())["resumes"]) == 1
+
+    # The newest checkpoint damaged (a weight file cut short): the resume says so, sets it aside, redoes
+    # steps 3-4 from the step-2 checkpoint, and the logs again equal the uninterrupted run's.
+    weights = crashed / "checkpoints" / "step-000004" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    output = train("--resume", str(crashed))
+    assert f"{weights.parent}: skipped (file model.safetensors is truncated (1000 of " in output, output
+    assert (crashed / "checkpoints" / "step-000004.rejected").is_dir()
+    assert_same_logs(crashed, reference)
+    assert json.loads((crashed / "versions.json").read_text())["resumes"][-1]["from_step"] == 2
+
+
+def assert_same_logs(run: Path, reference: Path) -> None:
     for name in ("metrics.jsonl", "eval.jsonl", "rollouts.jsonl"):
-        got, want = read(crashed, name), read(reference, name)
+        got, want = read(run, name), read(reference, name)
         assert [r["step"] for r in got] == [r["step"] for r in want], name
         assert [stable(r) for r in got] == [stable(r) for r in want], name
-    assert len(json.loads((crashed / "versions.json").read_text())["resumes"]) == 1

@@ -94,8 +94,12 @@ def task_hints(task: Task) -> dict[str, Any]:
 
 def init_ray(recipe: TrainRecipe) -> None:
     """Join the cluster named by RAY_ADDRESS (SLURM launchers set it) or start a private local one that has a
-    logical CPU for every actor of the recipe, even on a 2-core laptop."""
+    logical CPU for every actor of the recipe, even on a 2-core laptop. A local cluster gets a watchdog that
+    kills what is left of it when this process dies, even by SIGKILL (`cogrl.rl.watchdog`)."""
+    import psutil
     import ray
+
+    from cogrl.rl import watchdog
 
     if ray.is_initialized():
         return
@@ -104,12 +108,14 @@ def init_ray(recipe: TrainRecipe) -> None:
         ray.init(address=address, runtime_env=runtime_env)
         return
     actors = recipe.rollout.num_workers + recipe.trainer.num_learners
+    before = {child.pid for child in psutil.Process().children()}
     ray.init(
         address="local",
         num_cpus=max(os.cpu_count() or 1, actors),
         include_dashboard=False,
         runtime_env=runtime_env,
     )
+    watchdog.start(child.pid for child in psutil.Process().children() if child.pid not in before)
 
 
 class Trainer:
