@@ -51,8 +51,9 @@ def train(
             raise InputError(
                 f"--resume uses the run's saved config; {stray[0]!r} is not a dotted.key=value override"
             )
+        if (resume / "config.yaml").is_file():  # a plan that cannot fit is refused before resume rewrites it
+            plan_memory(load_recipe(resume / "config.yaml", changes)).check()
         run = RunDir.resume(resume, changes)
-        plan_memory(run.recipe).check()
     elif recipe is None:
         raise InputError("give a recipe (e.g. recipes/cpu-tiny-grpo.yaml) or --resume RUN_DIR")
     else:

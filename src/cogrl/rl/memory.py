@@ -1,44 +1,47 @@
-"""The memory planner: what each GPU (or, on CPU, the host) will hold, from the model's config alone, so that a
-run that cannot fit is refused before anything starts (`cogrl train` exits 2 with one line naming it).
+"""The memory planner: what each GPU (or, on CPU, the host) will hold, from the model's config alone, so
+that a run that cannot fit is refused before anything starts (`cogrl train` exits 2 with one line).
 
-The model is built on the meta device (`AutoModelForCausalLM.from_config`), so parameters are counted exactly
-(tied embeddings once) and no weight is loaded. Every component below is a small pure function of counts and
-byte sizes. Notation: P parameters of a model, s = shard factor (num_learners under `trainer.strategy: fsdp`,
-else 1), c = bytes of `model.dtype` (4 float32, 2 bfloat16), h hidden size, I intermediate size, L decoder
-layers, V vocabulary, T = micro_batch_size x (max_prompt_tokens + max_new_tokens) tokens (or
-max(max_tokens_per_micro_batch, max_prompt_tokens + max_new_tokens) when micro-batches are packed by tokens).
+The model is built on the meta device (`AutoModelForCausalLM.from_config`): parameters are counted exactly
+(tied embeddings once) and no weight is loaded. Each component is a small pure function of counts and byte
+sizes. P parameters of a model, s shard factor (num_learners under `trainer.strategy: fsdp`, else 1), c
+bytes of `model.dtype` (4 or 2), h hidden size, I intermediate size, L layers, V vocabulary, T tokens of a
+micro-batch = micro_batch_size x (max_prompt_tokens + max_new_tokens), or max(max_tokens_per_micro_batch,
+one sequence).
 
-Learner rank (per trainable model: the policy, and for `gae` the critic = backbone + a scalar head):
-  weights 4P/s (float32 masters), gradients 4P/s, optimizer state 8P/s (AdamW's two float32 moments);
-  0 on the GPU with trainer.cpu_offload (they live in host memory).
-  reference (algorithm.kl_coef > 0): c P / s, frozen weights in the compute dtype.
-  compute copy: ddp with c < 4: c x (L x layer params) per trainable model, the autocast casts of the layers'
-    weights that autograd keeps until the backward pass; fsdp: c x (root params + 2 layers) per model, the
-    gathered root unit (embeddings, final norm, head) plus a layer and its prefetched neighbour.
-  activations per trainable model, one micro-batch (measured layout of HF Llama/Qwen2, SDPA, no dropout):
-    T x (12h + L x a) bytes with a = 16h + c (k h + 4h + 4I) per layer and token: 16h the two RMSNorms'
-    float32 input and normalised x; k h their outputs as the linear layers save them (k = 2 in float32, where
-    q/k/v and gate/up share one input; k = 5 under autocast, which casts it once per linear); 4h q, k, v
-    (repeated to every head) and the attention output; 4I the SwiGLU's gate, up, activation and product;
-    12h: the final norm's input and x and the response hidden states (float32).
-    With gradient checkpointing: T x (12h + 4h L + a) (the float32 residual entering each layer, plus one
-    layer recomputed in the backward pass).
+Learner rank, per trainable model (the policy; for `gae` also the critic = backbone + a scalar head, trained
+in its own passes after the policy's, so only one model's activations are alive at a time):
+  weights 4P/s (float32 masters), gradients 4P/s, optimizer state 8P/s (AdamW's two moments); all three
+  0 on the GPU with trainer.cpu_offload.
+  reference (kl_coef > 0): c P / s, frozen, in the compute dtype.
+  compute copy: ddp in bfloat16: c x L x layer params, autocast's casts of the weights kept for backward (one
+    model's); fsdp: c x (root params + 2 layers) per model, policy, critic and reference (a root unit may stay
+    gathered between passes): the gathered root unit and a layer + its prefetched next.
+  activations of one micro-batch of one model (HF Llama/Qwen2, SDPA, no dropout): T x (12h + L x a) bytes, a =
+    16h + c (k h + 4h + 4I) per layer and token. 16h: the two RMSNorms' float32 input and normalised x; k h:
+    their outputs as the linears save them (k = 2 in float32, where q/k/v and gate/up share one input; k = 5
+    under autocast, which casts it per linear); 4h: q, k, v (repeated to every head) and the attention output;
+    4I: SwiGLU's gate, up, activation and product; 12h: the final norm's input and x and the response hidden
+    states. Gradient checkpointing: T x (12h + 4h L + a), the float32 residual entering each layer plus one
+    layer recomputed in the backward pass.
   logits: min(micro_batch x max_new_tokens, logits_chunk_tokens) x V x 30 B: cogrl.rl.forward runs the LM
-    head on chunks of the flattened response tokens; one chunk's forward and checkpointed backward keep 7
-    float32 [rows, V] blocks (logits, softmax, gradients, temporaries) and the bfloat16 logits alive
-    (measured on CPU: 28-30 B per entry).
-  optimizer step: 4P/s of the largest model, foreach AdamW's temporary sqrt of the second moment (cuda) or
-    ddp's flat gradient buffer (several ranks). The step runs after the backward pass, so a rank's peak = the rest + max(activations + logits + compute copy, step).
-  On a GPU hosting a learner: a reserve of 5% of gpu_memory_gb + 1 GB for the CUDA context and fragmentation.
-Rollout worker: weights c P; vLLM on GPU reserves gpu_memory_utilization x gpu_memory_gb in all (context
-  included) and the KV cache is that minus the weights (an upper bound: vLLM also sets aside its activation
-  peak); on CPU the KV cache is rollout.kv_cache_gib. The batch needs 2 x L x kv_heads x head_dim x c bytes per
-  token in flight (its share of a step's or an evaluation's sequences at full length); a cache that cannot hold
-  one full sequence does not fit. The hf backend allocates what the batch needs plus the prefill logits
+    head on chunks of the flattened response tokens, and one chunk's forward and checkpointed backward keep
+    7 float32 [rows, V] blocks and the bfloat16 logits alive (measured on CPU: 28-30 B per entry).
+  optimizer step: 4P/s of the largest model, foreach AdamW's sqrt temporary (cuda) or ddp's flat gradient
+    buffer (several ranks). It follows the backward pass: peak = the rest + max(activations + logits +
+    compute copy, optimizer step).
+  reserve on a GPU hosting a learner: 5% of gpu_memory_gb + 1 GB (CUDA context, NCCL, fragmentation).
+Rollout worker: weights c P. vLLM on GPU takes gpu_memory_utilization x gpu_memory_gb in all, its context
+  included; the KV cache is that minus the weights (an upper bound: vLLM also sets aside its activation peak);
+  on CPU it is rollout.kv_cache_gib. A batch needs 2 x L x kv_heads x head_dim x c bytes per token in flight
+  (a worker's share of a step's or an evaluation's sequences at full length); a cache that cannot hold one
+  full sequence does not fit. The hf backend holds what its share needs plus the prefill logits
   (sequences x max_prompt_tokens x V x c).
-Layout: each learner rank and each rollout worker on its own GPU (split placement), GPUs = num_learners +
-  num_workers; a GPU's total is the sum of the roles it hosts. On CPU every process shares the host: fits
-  unless their sum exceeds the machine's RAM. GB means 2**30 bytes throughout (an "80 GB" H100 has 79.6).
+Layout: `trainer.placement: split` puts each learner rank and each rollout worker on its own GPU; `colocated`
+  puts learner rank k and rollout worker k on GPU k, and the workers sleep (free everything) while the
+  learners train. A GPU's total = its reserve + max(its roles while training: learner peaks, awake workers;
+  while generating: learners' resident state (all but the transient parts) + the workers' totals). On CPU
+  all processes share the host (sleeping frees nothing there): they fit unless their sum exceeds its RAM.
+GB means 2**30 bytes throughout (an "80 GB" H100 has 79.6 of them).
 """
 
 from __future__ import annotations
@@ -185,6 +188,7 @@ def learner_components(recipe: TrainRecipe, shape: ModelShape) -> dict[str, floa
         tokens = response_tokens = max(a.max_tokens_per_micro_batch, sequence)
     else:
         tokens, response_tokens = a.micro_batch_size * sequence, a.micro_batch_size * r.max_new_tokens
+    # the policy's and the critic's training passes run one after the other: one model's activations at a time
     activations = activation_bytes(
         tokens, shape.layers, shape.hidden, shape.intermediate, c, t.gradient_checkpointing
     )
@@ -195,14 +199,14 @@ def learner_components(recipe: TrainRecipe, shape: ModelShape) -> dict[str, floa
         roots = [p - layers for p in trainable.values()] + ([shape.params - layers] if a.kl_coef else [])
         compute_copy = sum(frozen_weights_bytes(root + 2 * shape.layer_params, c) for root in roots)
     else:  # autocast's casts of the layers' weights, kept for backward (none in float32)
-        compute_copy = len(trainable) * frozen_weights_bytes(layers, c) if c < 4 else 0.0
+        compute_copy = frozen_weights_bytes(layers, c) if c < 4 else 0.0
     return {
         "policy_weights": resident * master_weights_bytes(shape.params, s),
         "gradients": resident * gradient_bytes(shape.params, s),
         "optimizer_state": resident * adamw_bytes(shape.params, s),
         "critic": state.get("critic", 0.0),
         "reference": frozen_weights_bytes(shape.params, c, s) if a.kl_coef > 0 else 0.0,
-        "activations": len(trainable) * activations,
+        "activations": activations,
         "logits": logits_bytes(min(response_tokens, t.logits_chunk_tokens), shape.vocab),
         "compute_copy": compute_copy,
         "optimizer_step": resident * 4 * max(trainable.values()) / s if step_buffer else 0.0,
@@ -243,17 +247,28 @@ class MemoryPlan:
     """GPU label (or "host") -> the role instances it hosts, e.g. {"gpu0": ["learner0"]}."""
     reserve: dict[str, float]
     kv_needed: float
+    workers_sleep: bool = False
+    """Colocated on GPUs: the rollout workers free their memory while the learners train."""
     problems: list[dict[str, Any]] = field(default_factory=list)
     """What does not fit: where, which role, its largest component, the shortfall in bytes, one line."""
+
+    def resident(self, role: str) -> float:
+        """Bytes a role holds between its busy phases (a learner's state while the workers generate)."""
+        return sum(v for k, v in self.roles[role].items() if k not in TRAIN_PHASE + STEP_PHASE)
 
     def role_total(self, role: str) -> float:
         """Peak bytes of a role: its resident parts plus the larger of its two transient phases."""
         parts = self.roles[role]
-        rest = sum(v for k, v in parts.items() if k not in TRAIN_PHASE + STEP_PHASE)
-        return rest + max(sum(parts.get(k, 0.0) for k in phase) for phase in (TRAIN_PHASE, STEP_PHASE))
+        busy = max(sum(parts.get(k, 0.0) for k in phase) for phase in (TRAIN_PHASE, STEP_PHASE))
+        return self.resident(role) + busy
 
     def gpu_total(self, gpu: str) -> float:
-        return self.reserve.get(gpu, 0.0) + sum(self.role_total(_role(i)) for i in self.layout[gpu])
+        """Peak bytes of a GPU: its reserve plus the larger of its roles' sums while the learners train and
+        while the workers generate (a learner then holds its resident state; a sleeping worker nothing)."""
+        roles = [_role(instance) for instance in self.layout[gpu]]
+        training = sum(self.role_total(r) for r in roles if r == "learner" or not self.workers_sleep)
+        generating = sum(self.resident(r) if r == "learner" else self.role_total(r) for r in roles)
+        return self.reserve.get(gpu, 0.0) + max(training, generating)
 
     @property
     def fits(self) -> bool:
@@ -310,52 +325,61 @@ def plan_memory(recipe: TrainRecipe, shape: ModelShape | None = None) -> MemoryP
     shape = shape or model_shape(model_config(recipe.model))
     rollout, kv_needed, kv_one = rollout_components(recipe, shape)
     roles = {"learner": learner_components(recipe, shape), "rollout": rollout}
-    hosted = [f"learner{i}" for i in range(t.num_learners)] + [f"rollout{i}" for i in range(r.num_workers)]
-    if t.device == "cuda":  # split placement: one role instance per GPU
-        capacity = t.gpu_memory_gb * GB
-        layout = {f"gpu{i}": [instance] for i, instance in enumerate(hosted)}
-        reserve = {
-            gpu: RESERVE_FRACTION * capacity + RESERVE_GB * GB
-            for gpu, instances in layout.items()
-            if any(_role(i) == "learner" for i in instances)
-        }
-    else:
+    ranks = [f"learner{i}" for i in range(t.num_learners)]
+    workers = [f"rollout{i}" for i in range(r.num_workers)]
+    if t.device == "cpu":
         capacity = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-        layout, reserve = {"host": hosted}, {}
-    plan = MemoryPlan(t.device, capacity, roles, layout, reserve, kv_needed)
-    for gpu, instances in layout.items():
+        layout, reserve = {"host": ranks + workers}, {}
+    else:
+        capacity = t.gpu_memory_gb * GB
+        if t.placement == "colocated":  # learner rank k and rollout worker k share GPU k
+            layout = {
+                f"gpu{k}": [rank, worker] for k, (rank, worker) in enumerate(zip(ranks, workers, strict=True))
+            }
+        else:
+            layout = {f"gpu{k}": [instance] for k, instance in enumerate(ranks + workers)}
+        learner_gpus = [gpu for gpu, hosted in layout.items() if any(_role(i) == "learner" for i in hosted)]
+        reserve = dict.fromkeys(learner_gpus, RESERVE_FRACTION * capacity + RESERVE_GB * GB)
+    sleep = t.device == "cuda" and t.placement == "colocated"
+    plan = MemoryPlan(t.device, capacity, roles, layout, reserve, kv_needed, workers_sleep=sleep)
+    for gpu, hosted in layout.items():
         if (total := plan.gpu_total(gpu)) > capacity:
-            who = instances[0] if len(instances) == 1 else f"{len(instances)} processes"
-            parts = roles.get(_role(who), roles["learner"])
-            largest = max(parts, key=parts.__getitem__)
+            size, instance, component = max((v, i, k) for i in hosted for k, v in roles[_role(i)].items())
             why = f"needs {_gb(total)} GB of {_gb(capacity)} GB"
-            _refuse(plan, gpu, who, largest, parts[largest], total - capacity, why)
+            problem = (gpu, " + ".join(hosted), f"{instance} {component}", size, total - capacity, why)
+            _refuse(plan, *problem, REMEDIES[_role(instance)])
     if r.backend == "vllm":  # vLLM refuses to start when its cache cannot hold one full sequence
-        gpu = next(gpu for gpu, instances in layout.items() if "rollout0" in instances)
+        gpu = next(gpu for gpu, hosted in layout.items() if "rollout0" in hosted)
         room = rollout["kv_cache"]
         if t.device == "cuda":
             room = r.gpu_memory_utilization * capacity - rollout["weights"]
         if room < kv_one:
             why = f"has {_gb(room)} GB of KV cache, less than one full sequence needs ({_gb(kv_one)} GB)"
-            _refuse(plan, gpu, "rollout0", "weights", rollout["weights"], kv_one - room, why)
+            remedy = "a larger rollout.gpu_memory_utilization or rollout.kv_cache_gib"
+            _refuse(plan, gpu, "rollout0", "rollout0 weights", rollout["weights"], kv_one - room, why, remedy)
     return plan
 
 
+REMEDIES = {
+    "learner": "trainer.strategy=fsdp, trainer.gradient_checkpointing=true or a smaller micro-batch",
+    "rollout": "a smaller rollout.gpu_memory_utilization or rollout.kv_cache_gib",
+}
+
+
 def _refuse(
-    plan: MemoryPlan, gpu: str, who: str, component: str, size: float, shortfall: float, why: str
+    plan: MemoryPlan, gpu: str, who: str, largest: str, size: float, shortfall: float, why: str, remedy: str
 ) -> None:
-    remedy = {
-        "learner": "trainer.strategy=fsdp, trainer.gradient_checkpointing=true or a smaller micro-batch",
-        "rollout": "a larger rollout.gpu_memory_utilization or kv_cache_gib",
-    }.get(_role(who), "fewer learners or rollout workers")
+    """Record a problem: `who` (what `gpu` hosts) is short by `shortfall` bytes; `largest` is its largest
+    component."""
+    where = "the host" if gpu == "host" else gpu
     plan.problems.append(
         {
             "gpu": gpu,
             "role": who,
-            "component": component,
+            "component": largest,
             "shortfall": shortfall,
-            "message": f"plan does not fit: {who} on {gpu} {why}, short by {_gb(shortfall)} GB; largest "
-            f"component {component} {_gb(size)} GB (try {remedy}; see docs/gpu.md)",
+            "message": f"plan does not fit: {who} on {where} {why}, short by {_gb(shortfall)} GB; largest "
+            f"component {largest} {_gb(size)} GB (try {remedy}; see docs/gpu.md)",
         }
     )
 
