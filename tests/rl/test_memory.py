@@ -14,7 +14,14 @@ import pytest
 import torch
 
 from cogrl.cli import main
-from cogrl.config import ModelConfig, TinyModelSpec, TrainerConfig, TrainRecipe, validate_recipe
+from cogrl.config import (
+    ModelConfig,
+    TinyModelSpec,
+    TrainerConfig,
+    TrainRecipe,
+    read_recipe_yaml,
+    validate_recipe,
+)
 from cogrl.files import InputError
 from cogrl.models import build_tiny_model
 from cogrl.rl import memory
@@ -35,6 +42,13 @@ ACTIVATION_MARGIN = 0.15
 
 def recipe(**blocks) -> TrainRecipe:
     return validate_recipe({"name": "t", **blocks}, TrainRecipe)
+
+
+def yaml_of(path: Path) -> dict:
+    """A recipe as a mapping (its `extends` resolved), to vary before validation."""
+    raw = read_recipe_yaml(path)
+    raw.setdefault("name", path.stem)
+    return raw
 
 
 def paper_shape(name: str) -> memory.ModelShape:
@@ -138,6 +152,17 @@ def test_a_vllm_cache_that_cannot_hold_one_sequence_does_not_fit():
     plan = memory.plan_memory(recipe(**base))
     assert [p["role"] for p in plan.problems] == ["rollout0"]
     assert "less than one full sequence needs" in plan.worst()["message"]
+
+
+def test_cpu_processes_share_the_host_ram():
+    tiny = yaml_of(REPO / "recipes" / "cpu-tiny-grpo.yaml")
+    plan = memory.plan_memory(recipe(**tiny))
+    assert plan.layout == {"host": ["learner0", "rollout0"]} and plan.fits
+    assert plan.gpu_total("host") == plan.role_total("learner") + plan.role_total("rollout")
+    tiny["rollout"] = {**tiny.get("rollout", {}), "kv_cache_gib": plan.capacity / memory.GB}
+    too_big = memory.plan_memory(recipe(**tiny))
+    assert too_big.worst()["message"].startswith("plan does not fit: learner0 + rollout0 on the host needs ")
+    assert too_big.worst()["component"] == "rollout0 kv_cache"
 
 
 # ---- the CLI refuses what cannot fit -----------------------------------------------------------------------
@@ -341,12 +366,3 @@ def test_logits_term_matches_the_peak_of_one_chunk(dtype):
     )
     measured = int(result.stdout.split()[-1])
     assert measured == pytest.approx(memory.logits_bytes(256, 50_000), rel=0.25)
-
-
-def yaml_of(path: Path) -> dict:
-    """A paper recipe as a mapping (its `extends` resolved), to vary before validation."""
-    from cogrl.config import read_recipe_yaml
-
-    raw = read_recipe_yaml(path)
-    raw.setdefault("name", path.stem)
-    return raw

@@ -176,13 +176,7 @@ def learner_components(recipe: TrainRecipe, shape: ModelShape) -> dict[str, floa
     c = DTYPE_BYTES[recipe.model.dtype]
     s = t.num_learners if t.strategy == "fsdp" else 1
     resident = 0 if t.cpu_offload else 1
-    trainable = {"policy": shape.params}
-    if a.advantage == "gae":
-        trainable["critic"] = shape.backbone_params + shape.hidden
-    state = {
-        name: resident * (master_weights_bytes(p, s) + gradient_bytes(p, s) + adamw_bytes(p, s))
-        for name, p in trainable.items()
-    }
+    trainable = [shape.params] + ([shape.backbone_params + shape.hidden] if a.advantage == "gae" else [])
     sequence = r.max_prompt_tokens + r.max_new_tokens
     if a.max_tokens_per_micro_batch:  # packed by padded tokens; a longer sequence goes alone
         tokens = response_tokens = max(a.max_tokens_per_micro_batch, sequence)
@@ -196,7 +190,7 @@ def learner_components(recipe: TrainRecipe, shape: ModelShape) -> dict[str, floa
     # a float32 buffer of the largest model's size at the step: foreach AdamW's sqrt (cuda), ddp's flat grads
     step_buffer = t.device == "cuda" or (t.strategy == "ddp" and t.num_learners > 1)
     if t.strategy == "fsdp":  # each model's gathered root unit and two layers
-        roots = [p - layers for p in trainable.values()] + ([shape.params - layers] if a.kl_coef else [])
+        roots = [p - layers for p in trainable] + ([shape.params - layers] if a.kl_coef else [])
         compute_copy = sum(frozen_weights_bytes(root + 2 * shape.layer_params, c) for root in roots)
     else:  # autocast's casts of the layers' weights, kept for backward (none in float32)
         compute_copy = frozen_weights_bytes(layers, c) if c < 4 else 0.0
@@ -204,12 +198,15 @@ def learner_components(recipe: TrainRecipe, shape: ModelShape) -> dict[str, floa
         "policy_weights": resident * master_weights_bytes(shape.params, s),
         "gradients": resident * gradient_bytes(shape.params, s),
         "optimizer_state": resident * adamw_bytes(shape.params, s),
-        "critic": state.get("critic", 0.0),
+        "critic": sum(
+            resident * (master_weights_bytes(p, s) + gradient_bytes(p, s) + adamw_bytes(p, s))
+            for p in trainable[1:]
+        ),
         "reference": frozen_weights_bytes(shape.params, c, s) if a.kl_coef > 0 else 0.0,
         "activations": activations,
         "logits": logits_bytes(min(response_tokens, t.logits_chunk_tokens), shape.vocab),
         "compute_copy": compute_copy,
-        "optimizer_step": resident * 4 * max(trainable.values()) / s if step_buffer else 0.0,
+        "optimizer_step": resident * 4 * max(trainable) / s if step_buffer else 0.0,
     }
 
 
