@@ -100,14 +100,25 @@ def test_train_writes_a_complete_run_directory(tmp_path, recipe, backend):
         assert any(m["train/value_mean"] != 0.0 for m in metrics)  # the critic is trained
 
 
-@pytest.mark.parametrize("n_train", [8, 12], ids=["epoch-boundary", "mid-epoch"])
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, n_train):
+GPU_LAYOUT = ("trainer.strategy=fsdp", "trainer.placement=colocated")
+"""The GPU recipes' learner and placement (FSDP2 shards with per-rank optimizer checkpoints, learner and
+rollout worker sharing a device, workers asleep during updates), run on CPU."""
+
+
+@pytest.mark.parametrize(
+    ("n_train", "layout"),
+    [(8, ()), (12, ()), (12, GPU_LAYOUT)],
+    ids=["epoch-boundary", "mid-epoch", "fsdp-colocated"],
+)
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, n_train, layout):
     # 4 prompts per step: with 8 train tasks the step-2 checkpoint sits exactly at an epoch boundary;
     # with 12 it sits mid-epoch. The crash comes after step 3 is logged, past that checkpoint.
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
-    train("recipes/cpu-tiny-grpo.yaml", *overrides(n_train, 4), "--out", str(reference))
+    train("recipes/cpu-tiny-grpo.yaml", *overrides(n_train, 4), *layout, "--out", str(reference))
 
-    process = start_train("recipes/cpu-tiny-grpo.yaml", *overrides(n_train, 4), "--out", str(crashed))
+    process = start_train(
+        "recipes/cpu-tiny-grpo.yaml", *overrides(n_train, 4), *layout, "--out", str(crashed)
+    )
     deadline = time.monotonic() + 600
     while 3 not in steps_logged(crashed / "metrics.jsonl"):
         assert process.poll() is None, process.stdout.read()
