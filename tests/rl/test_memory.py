@@ -55,6 +55,26 @@ def paper_shape(name: str) -> memory.ModelShape:
     return memory.model_shape(memory.model_config(ModelConfig(path=f"models/{name}")))
 
 
+# ---- the shipped GPU recipes fit the hardware they state ---------------------------------------------------
+GPU_RECIPES = sorted([*PAPER.glob("*.yaml"), *(REPO / "recipes" / "gpu").glob("*.yaml")])
+
+
+@pytest.mark.parametrize("path", GPU_RECIPES, ids=[p.stem for p in GPU_RECIPES])
+def test_every_shipped_gpu_recipe_fits_its_stated_hardware(path, capsys, monkeypatch):
+    """`--dry-run --json` of each paper and single-GPU recipe: every GPU of its layout within
+    trainer.gpu_memory_gb (the paper's runs: 4 x 80 GB colocated, the -40gb variants 4 x 40 GB)."""
+    monkeypatch.setattr(sys, "argv", ["cogrl", "train", str(path), "--dry-run", "--json"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code in (0, None), capsys.readouterr().err
+    plan = json.loads(capsys.readouterr().out)["memory"]
+    assert plan["fits"] and plan["shortfall"] is None
+    loaded = validate_recipe(yaml_of(path), TrainRecipe)
+    assert plan["gpu_memory_gb"] == loaded.trainer.gpu_memory_gb
+    assert len(plan["per_gpu_gb"]) == loaded.trainer.num_learners  # colocated: a learner and a worker per GPU
+    assert max(plan["per_gpu_gb"].values()) <= loaded.trainer.gpu_memory_gb
+
+
 # ---- configs and counts ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_shipped_configs_give_the_published_parameter_counts(name):
