@@ -187,3 +187,24 @@ def test_a_sweep_directory_refuses_a_different_recipe(tmp_path):
         run_sweep(
             load_sweep(path, ["train.trainer.lr=0.1"]), out, log=lambda _: None, stages=FakeStages().stages()
         )
+
+
+def test_a_sweep_whose_rl_plan_cannot_fit_is_refused_before_anything_starts(tmp_path):
+    """The paper's PPO on 8 GB GPUs: one line naming the shortfall, exit 2, no sweep directory."""
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"name: s\ntrain: {REPO / 'recipes/paper/qwen2.5-3b-ppo.yaml'}\nconditions: [none]\n")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-c", "from cogrl.cli import main; main()", "sweep", str(path), "--out", str(out)]
+        + ["train.trainer.gpu_memory_gb=8"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr.count("\n") == 1
+        and "plan does not fit" in result.stderr
+        and "short by" in result.stderr
+    )
+    assert not out.exists()

@@ -31,6 +31,7 @@ from cogrl.config import (
     validate_recipe,
 )
 from cogrl.files import InputError, write_atomic
+from cogrl.rl.memory import plan_memory
 
 Log = Callable[[str], None]
 MANIFEST = "sweep.json"
@@ -240,7 +241,9 @@ class SweepResult:
 
 def run_sweep(recipe: SweepRecipe, out: Path, log: Log = print, stages: Stages = Stages()) -> SweepResult:
     """Run every stage not yet done, condition by condition; a failure is recorded in sweep.json, logged,
-    and the next condition runs. Returns the status of every (condition, seed)."""
+    and the next condition runs. Returns the status of every (condition, seed). The RL recipe's memory plan
+    (the same for every condition: priming does not change the model's shape) is checked first."""
+    plan_memory(recipe.train).check()
     out.mkdir(parents=True, exist_ok=True)
     saved = out / RECIPE_FILE
     resolved = dump_recipe(recipe)
