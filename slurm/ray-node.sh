@@ -8,14 +8,20 @@
 # driver's. Never `ray stop`: it kills every Ray process on the machine, including other jobs'.
 #
 # Reads from the environment (exported by train.sbatch): VENV, RAY_HEAD_IP, RAY_PORT, RAY_JOB_TMP,
-# RAY_AUTH_MODE, RAY_AUTH_TOKEN_PATH; and SLURM's SLURM_CPUS_ON_NODE, SLURM_GPUS_ON_NODE, SLURMD_NODENAME.
+# RAY_AUTH_MODE, RAY_AUTH_TOKEN_PATH, NODE_CPUS and NODE_GPUS (what the job has on each node, which the srun
+# that started this script asked for: Ray advertises exactly that), COGRL_RAY_TOKEN (workers: the job's
+# token, written to RAY_AUTH_TOKEN_PATH, never on a command line); and SLURM's SLURMD_NODENAME.
 set -uo pipefail
 role=$1
 node=${SLURMD_NODENAME:-$(hostname -s)}
 temp_dir=$RAY_JOB_TMP/$node  # per job and node: several nodes may share a machine (and its /tmp)
 mkdir -p "$temp_dir"
+if [[ -n ${COGRL_RAY_TOKEN:-} ]]; then
+  (umask 077 && printf %s "$COGRL_RAY_TOKEN" > "$RAY_AUTH_TOKEN_PATH")
+  unset COGRL_RAY_TOKEN
+fi
 common=(
-  --num-cpus="${SLURM_CPUS_ON_NODE:-1}" --num-gpus="${SLURM_GPUS_ON_NODE:-0}"
+  --num-cpus="$NODE_CPUS" --num-gpus="$NODE_GPUS"
   --temp-dir="$temp_dir" --dashboard-agent-listen-port=0 --block
 )
 if [[ $role == head ]]; then

@@ -1,6 +1,10 @@
 """A private two-node SLURM cluster on this machine: munged, slurmctld and two slurmd ("n1", "n2"), every
 state, log, pid and spool path under one scratch folder, every daemon stopped by PID afterwards.
 
+Each node has 2 CPUs, 8000 MB of memory (a consumable resource, so steps show what they asked for) and 2
+stand-in GPUs: GRES backed by plain files, which slurmd counts (logging that they are not devices), so a job
+can ask for GPUs and the launchers' GPU flags are exercised without any GPU or CUDA.
+
 Needs root and Debian's slurm-wlm + munge (scripts/test.sh installs them in CI). Without them the tests skip
 locally and fail in CI (CI=true), so the SLURM launchers are never silently untested there."""
 
@@ -45,7 +49,7 @@ def _free_ports(n: int) -> list[int]:
 
 @dataclass
 class SlurmCluster:
-    """Two nodes of 2 CPUs each; `env` is what every client (sbatch, squeue, scontrol) needs."""
+    """The two nodes described above; `env` is what every client (sbatch, squeue, scontrol) needs."""
 
     root: Path
     env: dict[str, str]
@@ -96,7 +100,7 @@ SlurmctldLogFile={root}/slurmctld.log
 SlurmdLogFile={root}/slurmd-%n.log
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
+SelectTypeParameters=CR_CPU_Memory
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 ReturnToService=2
@@ -104,8 +108,9 @@ JobRequeue=1
 MinJobAge=600
 KillWait=10
 FirstJobId={first_job}
-NodeName=n1 NodeHostname={hostname} NodeAddr=127.0.0.1 Port={n1_port} CPUs=2 RealMemory=8000
-NodeName=n2 NodeHostname={hostname} NodeAddr=127.0.0.1 Port={n2_port} CPUs=2 RealMemory=8000
+GresTypes=gpu
+NodeName=n1 NodeHostname={hostname} NodeAddr=127.0.0.1 Port={n1_port} CPUs=2 RealMemory=8000 Gres=gpu:2
+NodeName=n2 NodeHostname={hostname} NodeAddr=127.0.0.1 Port={n2_port} CPUs=2 RealMemory=8000 Gres=gpu:2
 PartitionName=test Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -151,6 +156,9 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
     hostname = socket.gethostname().split(".")[0]
     conf = root / "slurm.conf"
     conf.write_text(_config(root, hostname, _free_ports(3), first_job=random.randrange(10_000, 900_000)))
+    for index in range(2):
+        (root / f"gpu{index}").touch()
+    (root / "gres.conf").write_text(f"NodeName=n1,n2 Name=gpu File={root}/gpu[0-1]\n")  # beside slurm.conf
     env = {**os.environ, "SLURM_CONF": str(conf)}
     cluster = SlurmCluster(root, env)
     daemon_out = (root / "daemons.log").open("ab")
