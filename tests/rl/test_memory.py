@@ -51,6 +51,30 @@ def yaml_of(path: Path) -> dict:
     return raw
 
 
+REPLICATED = {
+    "trainer": {
+        "strategy": "ddp",
+        "placement": "split",
+        "gradient_checkpointing": False,
+        "num_learners": 2,
+    },
+    "rollout": {"num_workers": 2, "gpu_memory_utilization": 0.6},
+}
+"""The layout the paper recipes had before FSDP and colocation: 2 replicated float32 learners on their own
+GPUs, 2 vLLM workers on the others (the shipped recipes now fit 4 x 80 GB colocated)."""
+REPLICATED_ARGS = [
+    f"{block}.{k}={str(v).lower()}" for block, knobs in REPLICATED.items() for k, v in knobs.items()
+]
+
+
+def replicated(path: Path) -> dict:
+    """A paper recipe as a mapping, in the old replicated split layout."""
+    raw = yaml_of(path)
+    for block, knobs in REPLICATED.items():
+        raw[block] = {**raw.get(block, {}), **knobs}
+    return raw
+
+
 def paper_shape(name: str) -> memory.ModelShape:
     return memory.model_shape(memory.model_config(ModelConfig(path=f"models/{name}")))
 
@@ -142,7 +166,7 @@ def test_logits_follow_the_chunk_size():
 
 
 def test_fsdp_shards_state_and_checkpointing_makes_the_paper_ppo_fit():
-    base = yaml_of(PAPER / "qwen2.5-3b-ppo.yaml")
+    base = replicated(PAPER / "qwen2.5-3b-ppo.yaml")
     ddp = memory.plan_memory(recipe(**base))
     assert not ddp.fits and ddp.worst()["role"] == "learner0"
     base["trainer"] |= {"strategy": "fsdp", "gradient_checkpointing": True}
@@ -152,7 +176,7 @@ def test_fsdp_shards_state_and_checkpointing_makes_the_paper_ppo_fit():
 
 
 def test_colocated_gpus_hold_the_learner_state_while_the_workers_generate():
-    base = yaml_of(PAPER / "qwen2.5-3b-ppo.yaml")
+    base = replicated(PAPER / "qwen2.5-3b-ppo.yaml")
     base["trainer"] |= {"placement": "colocated", "strategy": "fsdp", "gradient_checkpointing": True}
     plan = memory.plan_memory(recipe(**base))
     assert plan.layout == {"gpu0": ["learner0", "rollout0"], "gpu1": ["learner1", "rollout1"]}
@@ -199,7 +223,8 @@ def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
 
 def test_train_refuses_a_plan_that_does_not_fit_before_anything_starts(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
-    args = ["train", str(PAPER / "qwen2.5-3b-grpo.yaml"), "trainer.gpu_memory_gb=8", "--out", str(run)]
+    args = ["train", str(PAPER / "qwen2.5-3b-grpo.yaml"), *REPLICATED_ARGS, "trainer.gpu_memory_gb=8"]
+    args += ["--out", str(run)]
     code, out, err = run_cli(args, capsys, monkeypatch)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1
@@ -209,7 +234,13 @@ def test_train_refuses_a_plan_that_does_not_fit_before_anything_starts(tmp_path,
 
 
 def test_dry_run_prints_the_plan_then_refuses(capsys, monkeypatch):
-    args = ["train", str(PAPER / "qwen2.5-3b-grpo.yaml"), "trainer.gpu_memory_gb=8", "--dry-run"]
+    args = [
+        "train",
+        str(PAPER / "qwen2.5-3b-grpo.yaml"),
+        *REPLICATED_ARGS,
+        "trainer.gpu_memory_gb=8",
+        "--dry-run",
+    ]
     code, out, err = run_cli(args, capsys, monkeypatch)
     assert code == 2
     assert "gpu0       learner0 + reserve 1.4 = " in out and "fits       no: learner0 on gpu0 short by" in out
@@ -217,7 +248,7 @@ def test_dry_run_prints_the_plan_then_refuses(capsys, monkeypatch):
 
 
 def test_dry_run_json_of_a_plan_that_fits(capsys, monkeypatch):
-    overrides = ["trainer.strategy=fsdp", "trainer.gradient_checkpointing=true"]
+    overrides = [*REPLICATED_ARGS, "trainer.strategy=fsdp", "trainer.gradient_checkpointing=true"]
     args = ["train", str(PAPER / "qwen2.5-3b-ppo.yaml"), *overrides, "--dry-run", "--json"]
     code, out, _ = run_cli(args, capsys, monkeypatch)
     assert code == 0
@@ -239,7 +270,7 @@ def test_dry_run_json_of_a_plan_that_fits(capsys, monkeypatch):
 def test_resume_refuses_a_plan_that_does_not_fit_before_rewriting_the_run(tmp_path, capsys, monkeypatch):
     from cogrl.rl.runs import RunDir
 
-    run = RunDir.create(recipe(**yaml_of(PAPER / "qwen2.5-3b-grpo.yaml")), tmp_path / "run")
+    run = RunDir.create(recipe(**replicated(PAPER / "qwen2.5-3b-grpo.yaml")), tmp_path / "run")
     run.save_checkpoint(1, lambda directory: (directory / "state.txt").write_text("1"), keep=2)
     before = {name: (run.root / name).read_bytes() for name in ("config.yaml", "versions.json")}
     code, _, err = run_cli(
