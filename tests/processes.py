@@ -1,5 +1,5 @@
-"""Process-tree helpers for the tests that kill a driver and check what it leaves behind (importable as
-`processes`): tests/rl/test_watchdog.py and the SIGKILL test of tests/rl/test_train_e2e.py."""
+"""Process helpers for the tests that kill a driver or a rollout worker and check what follows (importable as
+`processes`): tests/rl/test_watchdog.py, the SIGKILL test of tests/rl/test_train_e2e.py, worker restarts."""
 
 from __future__ import annotations
 
@@ -35,3 +35,12 @@ def kill_all(processes: Iterable[psutil.Process]) -> None:
                 process.kill()
             except psutil.NoSuchProcess:
                 continue
+
+
+def kill_worker(ray, pool, rank: int, limit_s: float = 60.0) -> None:
+    """`ray.kill` a pool's worker and wait until its process is gone: the kill is asynchronous, so a call
+    made right after it can still be served on a loaded machine (and the restart the test expects never
+    happens)."""
+    process = psutil.Process(pool.pids[rank])
+    ray.kill(pool.workers[rank])
+    assert not wait_until_gone([process], limit_s), f"worker {rank} (pid {process.pid}) outlived ray.kill"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from processes import kill_worker
 
 from cogrl.config import RolloutConfig
 from cogrl.models import load_causal_lm
@@ -151,7 +152,7 @@ def test_pool_order_and_restart_after_a_worker_is_killed(ray_session, tiny_model
         )
         assert [g.response_ids for g in baseline] == [g.response_ids for g in single]
 
-        ray_session.kill(pool.workers[1])  # between calls
+        kill_worker(ray_session, pool, 1)  # between calls
         assert pool.generate(prompts, seed=5) == baseline
         assert pool.restarts == 1
 
@@ -162,7 +163,7 @@ def test_pool_order_and_restart_after_a_worker_is_killed(ray_session, tiny_model
         assert pool.generate(prompts, seed=5) == baseline
         assert pool.restarts == 2
 
-        ray_session.kill(pool.workers[1])
+        kill_worker(ray_session, pool, 1)
         with pytest.raises(RuntimeError, match="max_restarts"):
             pool.generate(prompts, seed=5)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from processes import kill_worker
 
 from cogrl.config import AlgorithmConfig, RolloutConfig, TrainerConfig
 from cogrl.models import load_causal_lm
@@ -68,7 +69,7 @@ def test_hf_sync_matches_hf_forward_and_survives_a_restart(ray_session, tiny_mod
     try:
         check_sync(pool, tiny_model_dir)
         synced = pool.score(*map(list, zip(probe_tokens(pool), strict=True)))
-        ray_session.kill(pool.workers[1])
+        kill_worker(ray_session, pool, 1)
         # The restarted worker comes back on the last pushed weights, not the model directory's.
         assert pool.score(*map(list, zip(probe_tokens(pool), strict=True))) == synced
         assert pool.restarts == 1
@@ -154,7 +155,7 @@ def test_broadcast_from_learner_rank_0_to_two_workers(ray_session, tiny_model_di
             )
             assert max(abs(a - b) for a, b in zip(report.probe_logprobs, reference, strict=True)) < 1e-5
 
-        ray_session.kill(pool.workers[1])  # dies between syncs: restarted before the broadcast needs it
+        kill_worker(ray_session, pool, 1)  # dies between syncs: restarted before the broadcast needs it
         learners.update(batch)
         reference = learners.logprobs([prompt], [response])[0]
         report = push_weights(pool, learners, reference_logprobs=reference)
