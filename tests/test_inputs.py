@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirunner import run_cli
 
-from cogrl.cli import main
 from cogrl.config import load_recipe
 from cogrl.files import InputError, JsonlAppender, dumps, read_jsonl, read_yaml_mapping
 
@@ -89,14 +89,6 @@ def test_score_reports_each_bad_line_and_round_trips_a_surrogate(tmp_path):
     out = [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
     assert [{k: r[k] for k in SURROGATE} for r in out] == [GOOD, SURROGATE, GOOD]
     assert all(isinstance(r["reward"], float) and r["reason"] for r in out)
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["cogrl", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
 
 
 def test_regex_tag_reports_each_bad_line_and_round_trips_a_surrogate(tmp_path, capsys, monkeypatch):

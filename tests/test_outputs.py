@@ -8,26 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from clirunner import run_cli
 
-from cogrl.cli import main
 from cogrl.files import InputError, atomic_path, check_output_dir
 
 REPO = Path(__file__).resolve().parents[1]
 BEHAVIORS = ("verification", "backtracking", "subgoal_setting", "backward_chaining")
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["cogrl", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
 
 
 def _tagged(tmp: Path) -> list[str]:

@@ -14,11 +14,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from clirunner import run_cli
 from fake_openai_server import FakeOpenAIServer, always, cached_judgments
 
 from cogrl.behaviors.judge import JudgeConfig, Trajectory, subject_text
 from cogrl.behaviors.types import BEHAVIORS
-from cogrl.cli import main
 
 COGRL = str(Path(sys.executable).with_name("cogrl"))
 GOOD = {
@@ -28,14 +28,6 @@ GOOD = {
     "reward": 1.0,
     "step": 3,
 }
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["cogrl", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
 
 
 def write_lines(path: Path, lines: list[object]) -> Path:

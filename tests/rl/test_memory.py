@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from clirunner import run_cli
 
 from cogrl.cli import main
 from cogrl.config import (
@@ -210,15 +211,6 @@ def test_cpu_processes_share_the_host_ram():
 
 
 # ---- the CLI refuses what cannot fit -----------------------------------------------------------------------
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["cogrl", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_train_refuses_a_plan_that_does_not_fit_before_anything_starts(tmp_path, capsys, monkeypatch):
