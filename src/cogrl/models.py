@@ -25,7 +25,7 @@ import importlib.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cogrl.config import ModelConfig, TinyModelSpec
 from cogrl.files import InputError, atomic_path
@@ -116,13 +116,9 @@ def build_tiny_model(spec: TinyModelSpec, corpus: Iterable[str], cache_dir: Path
 
 def train_tokenizer(corpus: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer (any string is encodable) with bos/eos/pad and the reasoning tags."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import models, pre_tokenizers, trainers
 
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    tokenizer = _byte_level(models.BPE())
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - len(REASONING_TAGS),
         special_tokens=[BOS, EOS, PAD],
@@ -130,15 +126,7 @@ def train_tokenizer(corpus: list[str], vocab_size: int) -> PreTrainedTokenizerFa
         show_progress=False,
     )
     tokenizer.train_from_iterator(corpus, trainer=trainer)
-    tokenizer.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in REASONING_TAGS])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
-        chat_template=CHAT_TEMPLATE,
-        model_max_length=1 << 20,
-    )
+    return _with_tags(tokenizer)
 
 
 def char_tokenizer() -> PreTrainedTokenizerFast:
@@ -152,26 +140,41 @@ def char_tokenizer() -> PreTrainedTokenizerFast:
     that pipeline and under the saved one alike. UNK is never produced (every byte is in the vocabulary); it
     is named so that `Qwen2Tokenizer` does not add its default `<|endoftext|>`, an id past the model's
     embeddings."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import AddedToken, models, pre_tokenizers
 
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     specials = [BOS, EOS, PAD, UNK]
     vocab = {token: i for i, token in enumerate(specials + alphabet)}
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tokenizer = _byte_level(models.BPE(vocab=vocab, merges=[]))
+    tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in specials])
+    return _with_tags(tokenizer, unk_token=UNK)
+
+
+def _byte_level(model: Any) -> Any:
+    """A `tokenizers.Tokenizer` over `model` with the byte-level pre-tokenizer, decoder and post-processor."""
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
+
+    tokenizer = Tokenizer(model)
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
-    tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in specials])
+    return tokenizer
+
+
+def _with_tags(tokenizer: Any, **special_tokens: str) -> PreTrainedTokenizerFast:
+    """The reasoning tags added as single tokens, wrapped with bos/eos/pad and the chat template."""
+    from tokenizers import AddedToken
+    from transformers import PreTrainedTokenizerFast
+
     tokenizer.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in REASONING_TAGS])
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=BOS,
         eos_token=EOS,
         pad_token=PAD,
-        unk_token=UNK,
         chat_template=CHAT_TEMPLATE,
         model_max_length=1 << 20,
+        **special_tokens,
     )
 
 
