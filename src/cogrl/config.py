@@ -162,11 +162,14 @@ class RolloutConfig(StrictModel):
 # RL algorithm
 # --------------------------------------------------------------------------------------------------------
 class AlgorithmConfig(StrictModel):
-    advantage: Literal["grpo", "dr_grpo", "rloo", "gae"] = "grpo"
-    """Advantage estimator. `grpo`: group-normalised reward (Shao et al., 2024, DeepSeekMath);
-    `dr_grpo`: group mean-centred, no std scaling (Liu et al., 2025, "Understanding R1-Zero-like training");
-    `rloo`: leave-one-out baseline (Ahmadian et al., 2024); `gae`: PPO with a learned critic
-    (Schulman et al., 2016). `gae` is the paper's choice and the only one that trains a critic."""
+    advantage: str = "grpo"
+    """Advantage estimator, a name in `cogrl.rl.algorithms.ADVANTAGE_ESTIMATORS`. `grpo`: group-normalised
+    reward (Shao et al., 2024, DeepSeekMath); `dr_grpo`: group mean-centred, no std scaling (Liu et al., 2025,
+    "Understanding R1-Zero-like training"); `rloo`: leave-one-out baseline (Ahmadian et al., 2024);
+    `reinforce_plus_plus`: reward-to-go normalised over the whole batch, and `reinforce_plus_plus_baseline`:
+    the group-mean-centred reward normalised over the whole batch (Hu, 2025, "REINFORCE++"); `gae`: PPO with
+    a learned critic (Schulman et al., 2016). `gae` is the paper's choice and the only one that trains a
+    critic."""
     gamma: float = Field(1.0, ge=0.0, le=1.0)
     """GAE discount (paper: 1.0)."""
     lam: float = Field(1.0, ge=0.0, le=1.0)
@@ -175,6 +178,12 @@ class AlgorithmConfig(StrictModel):
     """Lower clip range of the importance ratio, 1 - clip_low (PPO; paper: 0.2)."""
     clip_high: float = Field(0.2, ge=0.0)
     """Upper clip range, 1 + clip_high. Larger than clip_low is "clip-higher" (Yu et al., 2025, DAPO: 0.28)."""
+    policy_loss: str = "ppo"
+    """Policy objective, a name in `cogrl.rl.algorithms.POLICY_LOSSES`. `ppo`: the clipped surrogate per token
+    (Schulman et al., 2017). `gspo`: the same clipping on each response's length-normalised sequence ratio
+    (Zheng et al., 2025, "Group Sequence Policy Optimization"; needs loss_agg seq_mean; the paper clipped at
+    3e-4/4e-4). `cispo`: REINFORCE weighted by the clipped, stop-gradient ratio, so clipped tokens keep their
+    gradient (MiniMax, 2025, "MiniMax-M1"; they set no lower bound, e.g. clip_low 1.0)."""
     loss_agg: Literal["token_mean", "seq_mean", "token_sum_norm"] = "token_mean"
     """How per-token losses become one number: mean over all tokens of the batch (`token_mean`, DAPO),
     mean over sequences of each sequence's token mean (`seq_mean`, original GRPO), or sum over tokens
@@ -186,15 +195,18 @@ class AlgorithmConfig(StrictModel):
     kl_in_reward: bool = True
     """True: subtract kl_coef * KL from the per-token reward, as the paper (veRL PPO) did. False: add it to
     the loss instead (GRPO style)."""
-    kl_estimator: Literal["k1", "k3"] = "k1"
-    """KL estimator (Schulman, 2020, "Approximating KL divergence"): k1 = log p - log q (unbiased, can be
-    negative; the paper's in-reward choice), k3 = exp(q - p) - (q - p) - 1 (non-negative; GRPO's loss choice)."""
+    kl_estimator: str = "k1"
+    """KL estimator, a name in `cogrl.rl.algorithms.KL_ESTIMATORS` (Schulman, 2020, "Approximating KL
+    divergence"): k1 = log p - log q (unbiased, can be negative; the paper's in-reward choice),
+    k2 = (log p - log q)^2 / 2 (non-negative, low variance), k3 = exp(q - p) - (q - p) - 1 (non-negative;
+    GRPO's loss choice), low_var_kl = k3 clamped to [-10, 10] (veRL's)."""
     entropy_coef: float = Field(0.001, ge=0.0)
     """Entropy bonus weight (paper: 0.001)."""
     value_clip: float = Field(0.5, ge=0.0)
     """PPO value clipping range around the old values (veRL default 0.5)."""
     whiten_advantages: bool = True
-    """GAE only: normalise advantages over the batch (veRL's PPO does)."""
+    """Normalise the advantages over the whole batch for the estimators that call for it (`gae`, as veRL's PPO
+    does; REINFORCE++, whose batch normalisation is the method). The group estimators ignore it."""
     ppo_epochs: int = Field(1, ge=1)
     """Passes over each rollout batch (paper: 1)."""
     mini_batch_size: int | None = Field(None, gt=0)
@@ -210,11 +222,56 @@ class AlgorithmConfig(StrictModel):
     sequence goes alone), shortest sequences together, as veRL's dynamic batch size does: activation memory
     is bounded by tokens, not by a count that must assume the worst length. Losses keep their global
     normalisers, so the update is unchanged; memory only. None: `micro_batch_size` sequences each."""
+    rollout_is_cap: float | None = Field(None, gt=0)
+    """Truncated importance sampling of the rollout/learner mismatch (Yao et al., 2025, "Your efficient RL
+    framework secretly brings you off-policy RL training"; they used 2): the rollout engine's log-probs
+    differ from the learner's (other kernels, bfloat16), so each token's policy gradient is weighted by
+    min(pi_learner_old / pi_rollout, this cap). None: no weighting."""
+    rollout_mask: Literal["off", "token", "sequence", "geometric"] = "off"
+    """Masked importance sampling (Liu et al., 2025, "When speed kills stability"): drop from the loss the
+    tokens (`token`), or whole responses (`sequence`: product of the ratios; `geometric`: their geometric
+    mean), whose pi_learner_old / pi_rollout leaves [rollout_mask_low, rollout_mask_high]."""
+    rollout_mask_low: float = Field(0.5, gt=0)
+    """Lower edge of the masked-IS band."""
+    rollout_mask_high: float = Field(2.0, gt=0)
+    """Upper edge of the masked-IS band."""
+    overlong_filter: bool = False
+    """Exclude truncated responses (finish_reason "length") from the policy loss (DAPO's overlong filtering,
+    Yu et al., 2025): a cut-off answer's low reward says nothing about its reasoning."""
+    overlong_buffer: int | None = Field(None, gt=0)
+    """DAPO's soft overlong punishment (Yu et al., 2025): over the last this many tokens before
+    rollout.max_new_tokens the reward falls linearly, to -overlong_penalty at the cap (DAPO: 4,096 of
+    20,480). None: no length penalty."""
+    overlong_penalty: float = Field(1.0, ge=0)
+    """The penalty at the cap (DAPO: 1.0)."""
+
+    @field_validator("advantage", "policy_loss", "kl_estimator")
+    @classmethod
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        """Names come from the registries in cogrl.rl.algorithms, so a new estimator or loss is one function."""
+        from cogrl.rl import algorithms
+
+        registry = {
+            "advantage": algorithms.ADVANTAGE_ESTIMATORS,
+            "policy_loss": algorithms.POLICY_LOSSES,
+            "kl_estimator": algorithms.KL_ESTIMATORS,
+        }[info.field_name]
+        if name not in registry:
+            raise ValueError(f"unknown {info.field_name} {name!r} (registered: {', '.join(registry)})")
+        return name
 
     @model_validator(mode="after")
     def _check(self) -> AlgorithmConfig:
-        if self.advantage != "gae" and (self.gamma != 1.0 or self.lam != 1.0):
-            raise ValueError("gamma and lam apply only to advantage: gae")
+        from cogrl.rl.algorithms import ADVANTAGE_ESTIMATORS, POLICY_LOSSES
+
+        if not ADVANTAGE_ESTIMATORS[self.advantage].needs_critic and (self.gamma != 1.0 or self.lam != 1.0):
+            critics = ", ".join(name for name, spec in ADVANTAGE_ESTIMATORS.items() if spec.needs_critic)
+            raise ValueError(f"gamma and lam apply only to an advantage with a critic ({critics})")
+        required = POLICY_LOSSES[self.policy_loss].aggregation
+        if required is not None and self.loss_agg != required:
+            raise ValueError(f"policy_loss {self.policy_loss} is defined with loss_agg: {required}")
+        if self.rollout_mask_low >= self.rollout_mask_high:
+            raise ValueError("rollout_mask_low must be below rollout_mask_high")
         return self
 
 
@@ -431,8 +488,16 @@ class TrainRecipe(StrictModel):
                 f"trainer.num_learners ({self.trainer.num_learners}) equal to rollout.num_workers "
                 f"({self.rollout.num_workers})"
             )
-        if self.algorithm.advantage in ("grpo", "dr_grpo", "rloo") and self.rollout.samples_per_prompt < 2:
-            raise ValueError(f"advantage {self.algorithm.advantage} needs rollout.samples_per_prompt >= 2")
+        from cogrl.rl.algorithms import ADVANTAGE_ESTIMATORS
+
+        a = self.algorithm
+        if ADVANTAGE_ESTIMATORS[a.advantage].needs_groups and self.rollout.samples_per_prompt < 2:
+            raise ValueError(f"advantage {a.advantage} needs rollout.samples_per_prompt >= 2")
+        if a.overlong_buffer is not None and a.overlong_buffer > self.rollout.max_new_tokens:
+            raise ValueError(
+                f"algorithm.overlong_buffer ({a.overlong_buffer}) exceeds rollout.max_new_tokens "
+                f"({self.rollout.max_new_tokens})"
+            )
         return self
 
 

@@ -34,3 +34,5 @@ class Experience:
     """The environment's score of the whole response, placed on its last token."""
     group: int
     """Completions of the same prompt in one step share a group id (GRPO/RLOO baselines)."""
+    truncated: bool = False
+    """The response hit max_new_tokens (finish_reason "length"); DAPO's overlong filtering drops it from the loss."""

@@ -29,6 +29,7 @@ from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.config import TrainRecipe
 from cogrl.envs import Environment, Score, Task, make_env
 from cogrl.files import InputError
+from cogrl.rl.algorithms import ADVANTAGE_ESTIMATORS
 from cogrl.rl.batch import Experience, Generation
 from cogrl.rl.memory import MemoryPlan, plan_memory
 from cogrl.rl.metrics import eval_metrics, rollout_metrics
@@ -235,7 +236,14 @@ class Trainer:
         tags = self.tag(tasks, generations)
         lap("tag")
         experiences = [
-            Experience(g.prompt_ids, g.response_ids, g.logprobs, s.reward, group=g.prompt_index)
+            Experience(
+                g.prompt_ids,
+                g.response_ids,
+                g.logprobs,
+                s.reward,
+                group=g.prompt_index,
+                truncated=g.finish_reason == "length",
+            )
             for g, s in zip(generations, scores, strict=True)
         ]
         colocated = recipe.trainer.placement == "colocated"
@@ -309,7 +317,8 @@ def plan_fields(recipe: TrainRecipe) -> dict[str, str]:
         "warm-up": f"{'SFT on ' + recipe.warmup.condition if recipe.warmup else 'none'}",
         "rollout": f"{r.num_workers} x {r.backend} worker(s) on {device}, temperature {r.temperature}",
         "learner": f"{t.num_learners} rank(s) on {device}; advantage {a.advantage}"
-        + (" with critic" if a.advantage == "gae" else "")
+        + (" with critic" if ADVANTAGE_ESTIMATORS[a.advantage].needs_critic else "")
+        + f"; {a.policy_loss} loss"
         + (f"; reference policy (KL {a.kl_coef}, {a.kl_estimator}, {'in reward' if a.kl_in_reward else 'in loss'})" if a.kl_coef else ""),
         "batch": f"{t.prompts_per_step} prompts x {r.samples_per_prompt} samples = {batch} sequences of "
         f"<= {r.max_prompt_tokens} + {r.max_new_tokens} tokens",

@@ -69,8 +69,24 @@ class PreparedBatch:
     rewards: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    loss_mask: torch.Tensor
+    """``response_mask`` less what the policy loss leaves out: truncated responses (``overlong_filter``) and
+    tokens or responses outside the masked-IS band (``rollout_mask``)."""
+    is_weights: torch.Tensor | None
+    """Truncated importance-sampling weights of the rollout/learner mismatch (``rollout_is_cap``), or None."""
+    rollout_logprobs: torch.Tensor
+    """The rollout engine's log-probs (0 where a response came without them, see ``has_rollout_logprobs``)."""
+    has_rollout_logprobs: torch.Tensor
+    """``[B]`` bool: the response's rollout log-probs came back, one per token."""
+    overlong_penalty: torch.Tensor | None
+    """``[B]`` soft overlong punishment added to each score (``overlong_buffer``), or None."""
     old_logprobs_in_training: bool = False
     """``old_logprobs`` are filled by the (single) training pass, see `Learner.old_logprobs_in_training`."""
+
+    def counted_sequences(self) -> torch.Tensor:
+        """``[B]`` bool: the sequences a ``seq_mean`` loss divides by (those left with no loss token by the
+        filters are out; an empty response counts, as it always has)."""
+        return (self.loss_mask.sum(-1) > 0) | (self.response_mask.sum(-1) == 0)
 
 
 class ValueModel(nn.Module):
@@ -122,6 +138,7 @@ class Learner:
         self.algorithm = algorithm
         self.trainer = trainer
         self.loss_constant = algorithm.loss_agg_constant or float(max_new_tokens)
+        self.max_new_tokens = max_new_tokens
         self.rank, self.world_size = rank, world_size
         self.device = torch.device(
             f"cuda:{torch.cuda.current_device()}" if trainer.device == "cuda" else "cpu"
@@ -145,7 +162,7 @@ class Learner:
             self._reference = self._shard(ResponseLogprobs(self.reference, trainer.logits_chunk_tokens))
         self.critic: ValueModel | None = None
         self.critic_optimizer: torch.optim.Optimizer | None = None
-        if algorithm.advantage == "gae":
+        if algo.ADVANTAGE_ESTIMATORS[algorithm.advantage].needs_critic:
             critic = ValueModel(_trainable(load_causal_lm(self.model_dir), trainer), seed).to(self.device)
             self.critic = self._shard(critic)
             self.critic_optimizer = torch.optim.AdamW(
@@ -281,6 +298,14 @@ class Learner:
         response_mask = response_mask_of([e.response_ids for e in experiences], self.device)
         width = response_mask.shape[1]
         scores = torch.tensor([e.reward for e in experiences], dtype=torch.float32, device=self.device)
+        penalty = None
+        if a.overlong_buffer is not None:
+            lengths = response_mask.sum(-1)
+            penalty = algo.overlong_penalty(
+                lengths, self.max_new_tokens, a.overlong_buffer, a.overlong_penalty
+            )
+            scores = scores + penalty
+        rollout_logprobs, has_rollout_logprobs = _rollout_logprobs(experiences, width, self.device)
         group = torch.tensor([e.group for e in experiences], dtype=torch.long, device=self.device)
 
         scored = {
@@ -304,25 +329,57 @@ class Learner:
         kl = algo.kl_penalty(old_logprobs, ref_logprobs, a.kl_estimator) if ref_logprobs is not None else None
         rewards = algo.token_rewards(scores, response_mask, kl if a.kl_in_reward else None, a.kl_coef)
         estimator = algo.ADVANTAGE_ESTIMATORS[a.advantage]
-        advantages, returns = estimator(
+        advantages, returns = estimator.fn(
             rewards, response_mask, group=group, values=values, gamma=a.gamma, lam=a.lam
         )
-        if a.advantage == "gae" and a.whiten_advantages:
+        if estimator.whitened and a.whiten_advantages:
             mean, var = algo.moments_to_mean_var(
                 self._all_reduce(algo.masked_moments(advantages, response_mask))
             )
             advantages = algo.masked_whiten(advantages, response_mask, mean, var)
+
+        loss_mask = response_mask
+        if a.overlong_filter:
+            truncated = torch.tensor([e.truncated for e in experiences], dtype=torch.bool, device=self.device)
+            loss_mask = loss_mask * ~truncated[:, None]
+        is_weights = None
+        if self._corrects_rollout():
+            if not bool(has_rollout_logprobs.all()):
+                missing = int((~has_rollout_logprobs).sum())
+                raise ValueError(
+                    "algorithm.rollout_is_cap / rollout_mask need the rollout engine's log-prob of every "
+                    f"response token; {missing} of {n} responses came without them"
+                )
+            log_ratio = algo.rollout_log_ratio(old_logprobs, rollout_logprobs, response_mask)
+            if a.rollout_is_cap is not None:
+                is_weights = algo.truncated_is_weights(log_ratio, a.rollout_is_cap) * response_mask
+            loss_mask = loss_mask * algo.masked_is_keep(
+                log_ratio,
+                response_mask,
+                low=a.rollout_mask_low,
+                high=a.rollout_mask_high,
+                level=a.rollout_mask,
+            )
         return PreparedBatch(
-            response_mask,
-            old_logprobs,
-            ref_logprobs,
-            values,
-            kl,
-            rewards,
-            advantages,
-            returns,
-            old_logprobs_in_training,
+            response_mask=response_mask,
+            old_logprobs=old_logprobs,
+            ref_logprobs=ref_logprobs,
+            values=values,
+            kl=kl,
+            rewards=rewards,
+            advantages=advantages,
+            returns=returns,
+            loss_mask=loss_mask,
+            is_weights=is_weights,
+            rollout_logprobs=rollout_logprobs,
+            has_rollout_logprobs=has_rollout_logprobs,
+            overlong_penalty=penalty,
+            old_logprobs_in_training=old_logprobs_in_training,
         )
+
+    def _corrects_rollout(self) -> bool:
+        """Whether the loss weighs or masks tokens by the rollout/learner ratio (TIS or MIS)."""
+        return self.algorithm.rollout_is_cap is not None or self.algorithm.rollout_mask != "off"
 
     def update(self, experiences: Sequence[Experience]) -> dict[str, float]:
         """One RL step on this rank's share of the batch (whole groups); returns global statistics."""
@@ -347,9 +404,10 @@ class Learner:
         acc = torch.zeros(len(_ACC_KEYS), dtype=torch.float64)
         grad_norms: list[float] = []
         critic_grad_norms: list[float] = []
+        counted = prepared.counted_sequences()
         for _ in range(a.ppo_epochs):
             for mini in minis:
-                norm = self._normalisers(mini, response_mask)
+                norm = self._normalisers(mini, prepared.loss_mask, counted)
                 self.optimizer.zero_grad(set_to_none=True)
                 for indices in self._micro_batches(experiences, mini):
                     acc += self._policy_micro_batch(experiences, indices, norm, prepared)
@@ -365,19 +423,29 @@ class Learner:
 
         # statistics over all ranks
         kl_sum = (kl * response_mask).sum().item() if kl is not None else 0.0
+        ratio = self._rollout_ratio_stats(prepared)
         batch_stats = torch.tensor(
             [
                 kl_sum,
-                _rollout_logprob_drift(experiences, prepared.old_logprobs),
+                ratio["drift"],
                 (advantages * response_mask).sum().item(),
                 (advantages**2 * response_mask).sum().item(),
                 (values * response_mask).sum().item() if values is not None else 0.0,
                 float(sum(len(e.prompt_ids) + len(e.response_ids) for e in experiences)),
+                ratio["tokens"],
+                ratio["sum"],
+                ratio["clipped"],
+                ratio["masked"],
+                float(sum(e.truncated for e in experiences)) if a.overlong_filter else 0.0,
+                prepared.overlong_penalty.sum().item() if prepared.overlong_penalty is not None else 0.0,
             ],
             dtype=torch.float64,
         )
         acc = self._all_reduce(acc)
         batch_stats = self._all_reduce(batch_stats)
+        ratio_min = self._all_reduce(torch.tensor([ratio["min"]], dtype=torch.float64), dist.ReduceOp.MIN)
+        ratio_max = self._all_reduce(torch.tensor([ratio["max"]], dtype=torch.float64), dist.ReduceOp.MAX)
+        sequences = max(totals[0].item(), 1.0)
         steps = len(minis) * a.ppo_epochs
         critic_steps = max(len(critic_grad_norms), 1)
         critic_tokens = max(acc[_ACC_KEYS.index("critic_tokens")].item(), 1.0)
@@ -398,6 +466,8 @@ class Learner:
             "adv_std": math.sqrt(max(batch_stats[3].item() / max(tokens, 1.0) - adv_mean**2, 0.0)),
             "value_mean": batch_stats[4].item() / max(tokens, 1.0),
             "rollout_logprob_drift": batch_stats[1].item() / max(tokens, 1.0),
+            "overlong_filtered_frac": batch_stats[10].item() / sequences,
+            "overlong_penalty_mean": batch_stats[11].item() / sequences,
             "num_sequences": totals[0].item(),
             "num_response_tokens": tokens,
             "optimizer_steps": float(steps),
@@ -407,19 +477,58 @@ class Learner:
             "time/train": t_train - t_prepare,
             "time/total": time.perf_counter() - start,
         }
+        if (ratio_tokens := batch_stats[6].item()) > 0:
+            stats |= {
+                "rollout_is_ratio_mean": batch_stats[7].item() / ratio_tokens,
+                "rollout_is_ratio_min": ratio_min.item(),
+                "rollout_is_ratio_max": ratio_max.item(),
+                "rollout_is_clipped_frac": batch_stats[8].item() / ratio_tokens,
+                "rollout_is_masked_frac": batch_stats[9].item() / ratio_tokens,
+            }
         return stats
+
+    def _rollout_ratio_stats(self, prepared: PreparedBatch) -> dict[str, float]:
+        """This rank's share of the rollout/learner ratio pi_learner_old / pi_rollout over the tokens whose
+        rollout log-probs came back: count, sum, min, max (+-inf when none), tokens above the TIS cap,
+        tokens the MIS band drops, and the drift sum |log-ratio| (a weight-sync and numerics monitor)."""
+        a = self.algorithm
+        mask = prepared.response_mask * prepared.has_rollout_logprobs[:, None]
+        log_ratio = algo.rollout_log_ratio(prepared.old_logprobs, prepared.rollout_logprobs, mask)
+        ratio = torch.exp(log_ratio)
+        valid = mask.bool()
+        kept = algo.masked_is_keep(
+            log_ratio, mask, low=a.rollout_mask_low, high=a.rollout_mask_high, level=a.rollout_mask
+        )
+        cap = a.rollout_is_cap
+        return {
+            "tokens": mask.sum().item(),
+            "sum": (ratio * mask).sum().item(),
+            "min": ratio[valid].min().item() if valid.any() else math.inf,
+            "max": ratio[valid].max().item() if valid.any() else -math.inf,
+            "clipped": ((ratio > cap) * mask).sum().item() if cap is not None else 0.0,
+            "masked": (mask - kept).sum().item(),
+            "drift": log_ratio.abs().sum().item(),
+        }
 
     def old_logprobs_in_training(self, num_mini_batches: int) -> bool:
         """Whether the update can skip the separate old-log-prob forward (as TRL does): with one optimizer
         step the old policy *is* the policy of the training pass, so its detached log-probs are the old ones
-        (ratio exactly 1). Not when the in-reward KL needs them before advantages, nor for the KL stat."""
-        return self.algorithm.ppo_epochs == 1 and num_mini_batches == 1 and self.reference is None
-
-    def _normalisers(self, mini: list[int], response_mask: torch.Tensor) -> dict[str, float]:
-        """A mini-batch's global sequence and token counts: every rank divides its losses by the same."""
-        counts = self._all_reduce(
-            torch.tensor([float(len(mini)), response_mask[mini].sum().item()], dtype=torch.float64)
+        (ratio exactly 1). Not when the in-reward KL needs them before advantages, nor for the KL stat, nor
+        when the rollout/learner ratio weighs or masks the loss."""
+        return (
+            self.algorithm.ppo_epochs == 1
+            and num_mini_batches == 1
+            and self.reference is None
+            and not self._corrects_rollout()
         )
+
+    def _normalisers(
+        self, mini: list[int], mask: torch.Tensor, counted: torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """A mini-batch's global sequence and token counts: every rank divides its losses by the same.
+        ``counted``: which sequences a sequence mean divides by (default all)."""
+        seqs = float(len(mini)) if counted is None else counted[mini].sum().item()
+        counts = self._all_reduce(torch.tensor([seqs, mask[mini].sum().item()], dtype=torch.float64))
         return {"num_seqs": counts[0].item(), "num_tokens": max(counts[1].item(), 1.0)}
 
     def _policy_micro_batch(
@@ -438,17 +547,18 @@ class Learner:
             (0.0 * (logprobs.sum() + entropy.sum())).backward()
             return torch.zeros(len(_ACC_KEYS), dtype=torch.float64)
         r = batch.response_ids.shape[1]
-        mask = batch.response_mask
-        agg = {"mode": a.loss_agg, "constant": self.loss_constant, **norm}
         if prepared.old_logprobs_in_training:
-            prepared.old_logprobs[indices, :r] = logprobs.detach() * mask
-        pg_loss, clip_frac, approx_kl = algo.clipped_policy_loss(
+            prepared.old_logprobs[indices, :r] = logprobs.detach() * batch.response_mask
+        mask = prepared.loss_mask[indices, :r]
+        agg = {"mode": a.loss_agg, "constant": self.loss_constant, **norm}
+        pg_loss, clip_frac, approx_kl = algo.POLICY_LOSSES[a.policy_loss].fn(
             logprobs,
             prepared.old_logprobs[indices, :r],
             prepared.advantages[indices, :r],
             mask,
             clip_low=a.clip_low,
             clip_high=a.clip_high,
+            weights=None if prepared.is_weights is None else prepared.is_weights[indices, :r],
             **agg,
         )
         entropy_loss = algo.aggregate_loss(entropy, mask, **agg)
@@ -636,14 +746,18 @@ def _trainable(model: nn.Module, trainer: TrainerConfig) -> nn.Module:
     return model.float().train()
 
 
-def _rollout_logprob_drift(experiences: Sequence[Experience], logprobs: torch.Tensor) -> float:
-    """Sum over tokens of |rollout engine log-prob - learner log-prob|: a weight-sync / numerics monitor
-    (sequences whose rollout log-probs are missing or of another length are skipped)."""
-    total = 0.0
-    for row, e in zip(logprobs.cpu(), experiences, strict=True):
+def _rollout_logprobs(
+    experiences: Sequence[Experience], width: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rollout engine's log-probs as ``[B, width]`` (0 on padding) and ``[B]`` whether each response has
+    them (missing, or of another length than the response, counts as not)."""
+    logprobs = torch.zeros(len(experiences), width)
+    present = torch.zeros(len(experiences), dtype=torch.bool)
+    for i, e in enumerate(experiences):
         if e.rollout_logprobs and len(e.rollout_logprobs) == len(e.response_ids):
-            total += (row[: len(e.response_ids)] - torch.tensor(e.rollout_logprobs)).abs().sum().item()
-    return total
+            logprobs[i, : len(e.response_ids)] = torch.tensor(e.rollout_logprobs)
+            present[i] = True
+    return logprobs.to(device), present.to(device)
 
 
 _ACC_KEYS = (

@@ -172,11 +172,15 @@ def model_shape(config: Any) -> ModelShape:
 # ---- the plan ----------------------------------------------------------------------------------------------
 def learner_components(recipe: TrainRecipe, shape: ModelShape) -> dict[str, float]:
     """One learner rank's components in bytes (see the module docstring)."""
+    from cogrl.rl.algorithms import ADVANTAGE_ESTIMATORS
+
     r, a, t = recipe.rollout, recipe.algorithm, recipe.trainer
     c = DTYPE_BYTES[recipe.model.dtype]
     s = t.num_learners if t.strategy == "fsdp" else 1
     resident = 0 if t.cpu_offload else 1
-    trainable = [shape.params] + ([shape.backbone_params + shape.hidden] if a.advantage == "gae" else [])
+    trainable = [shape.params] + (
+        [shape.backbone_params + shape.hidden] if ADVANTAGE_ESTIMATORS[a.advantage].needs_critic else []
+    )
     sequence = r.max_prompt_tokens + r.max_new_tokens
     if a.max_tokens_per_micro_batch:  # packed by padded tokens; a longer sequence goes alone
         tokens = response_tokens = max(a.max_tokens_per_micro_batch, sequence)
