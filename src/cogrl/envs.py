@@ -36,6 +36,8 @@ class Score:
     reward: float
     reason: str
     correct: bool
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """Extra JSON fields for the rollout logs, e.g. a second scorer's verdict on the same completion."""
 
 
 @dataclass(frozen=True)

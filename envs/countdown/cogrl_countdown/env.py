@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cogrl.envs import Score, Task, Trace
-from cogrl_countdown import generator, prompts, scorer, solver, traces
+from cogrl_countdown import generator, paper_scorer, prompts, scorer, solver, traces
 
 
 class CountdownOptions(BaseModel):
@@ -60,6 +60,13 @@ class CountdownOptions(BaseModel):
     """Reward for an answer span that is present but wrong (the paper's 0.1 format credit)."""
     correct_reward: float = 1.0
     """Reward for a correct answer."""
+    scorer: Literal["exact", "paper"] = "exact"
+    """Which verdict is the reward. ``exact`` (``scorer``): the last answer span anywhere, parsed and checked
+    exactly. ``paper`` (``paper_scorer``): the decisions of the paper's own reward function (Gandhi et al.,
+    2025, TinyZero's), faults included: only the last line of the response is read, unary minus, ``**`` and
+    decimals pass, values are compared with a 1e-5 float tolerance. Its accuracy curves were made with it.
+    Every score also carries the other scorer's verdict (``Score.details``: ``scorer``, ``<other>_reward``,
+    ``<other>_reason``, ``<other>_correct``), so rollout logs show both."""
 
     @field_validator("held_out_targets", mode="before")
     @classmethod
@@ -76,6 +83,15 @@ class CountdownOptions(BaseModel):
     def _check(self) -> CountdownOptions:
         if self.template == "custom" and self.custom_template is None:
             raise ValueError("template 'custom' needs custom_template")
+        if (
+            self.scorer == "paper"
+            and self.template == "custom"
+            and not any(marker in (self.custom_template or "") for marker in paper_scorer.MARKERS)
+        ):
+            raise ValueError(
+                f"scorer 'paper' reads the response after {' or '.join(map(repr, paper_scorer.MARKERS))} in the "
+                "prompt, which custom_template lacks: every reward would be 0"
+            )
         if self.source is not None and self.held_out_targets:
             raise ValueError("held_out_targets applies to generated sets, not to an imported source")
         r = self.ranges
@@ -212,10 +228,31 @@ class CountdownEnv:
         return task
 
     def score(self, completion: str, task: Task) -> Score:
+        """The verdict of ``options.scorer``, with the other scorer's in ``details``."""
         o = self.options
-        return scorer.score(
-            completion, task.data["numbers"], task.data["target"], o.format_reward, o.correct_reward
-        )
+        numbers, target = task.data["numbers"], task.data["target"]
+        verdicts = {
+            "exact": scorer.score(completion, numbers, target, o.format_reward, o.correct_reward),
+            "paper": paper_scorer.score(
+                self._paper_prefix(task) + completion, numbers, target, o.format_reward, o.correct_reward
+            ),
+        }
+        other_name = "paper" if o.scorer == "exact" else "exact"
+        main, other = verdicts[o.scorer], verdicts[other_name]
+        details = {
+            "scorer": o.scorer,
+            f"{other_name}_reward": other.reward,
+            f"{other_name}_reason": other.reason,
+            f"{other_name}_correct": other.correct,
+        }
+        return Score(main.reward, main.reason, main.correct, details)
+
+    def _paper_prefix(self, task: Task) -> str:
+        """The prompt text the paper's scorer sees before the response: the prompt itself, or for ``chat`` the
+        assistant turn of the paper's Qwen-instruct template (a rendered chat is not known here)."""
+        if self.options.template == "chat":
+            return "<|im_start|>assistant\n" + prompts.RESPONSE_PREFIX
+        return task.prompt
 
     def solve(self, task: Task, max_solutions: int | None = None) -> list[str]:
         return solver.solutions(task.data["numbers"], task.data["target"], limit=max_solutions)

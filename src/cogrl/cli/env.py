@@ -127,12 +127,19 @@ def score(
         Path, typer.Argument(help="JSONL with the task fields (e.g. numbers, target) and completion.")
     ],
     env_name: Annotated[str, typer.Option("--env", help="Environment name.")] = "countdown",
+    scorer: Annotated[
+        str | None,
+        typer.Option(
+            help="The environment's `scorer` option (countdown: exact, or paper for the paper's reward)."
+        ),
+    ] = None,
 ) -> None:
-    """Score completions: the same lines on stdout, in order, with `reward` and `reason` added.
+    """Score completions: the same lines on stdout, in order, with `reward`, `reason`, `correct` and the
+    score's details (countdown: the other scorer's verdict) added.
 
     A malformed line is reported on stderr with its line number and skipped; the rest are still scored and
     the exit code is 2 when any line was malformed."""
-    env = load_env(env_name, {})
+    env = load_env(env_name, {} if scorer is None else {"scorer": scorer})
     if not file.exists():
         raise InputError(f"{file}: no such file")
     bad = 0
@@ -154,6 +161,7 @@ def score(
             print(f"{file}:{line.number}: {error}", file=sys.stderr)
             continue
         result = env.score(completion, task)
-        out.write(dumps({**record, "reward": result.reward, "reason": result.reason}) + "\n")
+        verdict = {"reward": result.reward, "reason": result.reason, "correct": result.correct}
+        out.write(dumps({**record, **verdict, **result.details}) + "\n")
     if bad:
         raise InputError(f"{file}: {bad} malformed line(s) skipped (listed above)")

@@ -70,7 +70,8 @@ def rollout_records(
     tags: Sequence[BehaviorTags] | None,
     samples_per_prompt: int,
 ) -> list[dict[str, Any]]:
-    """One log line per completion: what was asked, what came back, how it scored, its behavior counts."""
+    """One log line per completion: what was asked, what came back, how it scored (with the score's details,
+    e.g. a second scorer's verdict), its behavior counts."""
     return [
         {
             "step": step,
@@ -82,6 +83,7 @@ def rollout_records(
             "reward": s.reward,
             "reason": s.reason,
             "correct": s.correct,
+            **s.details,
             **(tags[i].to_json() if tags else {}),
         }
         for i, (g, s) in enumerate(zip(generations, scores, strict=True))
