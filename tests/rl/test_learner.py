@@ -3,6 +3,8 @@ determinism, save/load, and 2 data-parallel ranks == 1 rank."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import socket
 from pathlib import Path
@@ -28,8 +30,12 @@ def model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(spec, corpus, tmp_path_factory.mktemp("models"))
 
 
-def make_batch(num_groups: int = 4, group_size: int = 2, seed: int = 0) -> list[Experience]:
-    """Groups of varied lengths; in each group the first response is rewarded 1, the others 0 (+ noise)."""
+def make_batch(
+    num_groups: int = 4, group_size: int = 2, seed: int = 0, rollout_logprob: float | None = None
+) -> list[Experience]:
+    """Groups of varied lengths; in each group the first response is rewarded 1, the others 0 (+ noise).
+    ``rollout_logprob``: every token's rollout log-prob (none by default); responses of the full
+    MAX_NEW_TOKENS are marked truncated."""
     g = torch.Generator().manual_seed(seed)
     batch = []
     for group in range(num_groups):
@@ -40,7 +46,8 @@ def make_batch(num_groups: int = 4, group_size: int = 2, seed: int = 0) -> list[
             length = int(torch.randint(1, MAX_NEW_TOKENS + 1, (1,), generator=g))
             response = tuple(torch.randint(10, 290, (length,), generator=g).tolist())
             reward = (1.0 if k == 0 else 0.0) + 0.1 * float(torch.rand(1, generator=g))
-            batch.append(Experience(prompt, response, (), reward, group))
+            rollout = () if rollout_logprob is None else (rollout_logprob,) * length
+            batch.append(Experience(prompt, response, rollout, reward, group, length == MAX_NEW_TOKENS))
     return batch
 
 
@@ -80,7 +87,9 @@ def test_pad_batch_rejects_an_empty_prompt():
         pad_batch([((), (1, 2))], torch.device("cpu"))
 
 
-@pytest.mark.parametrize("advantage", ["grpo", "dr_grpo", "rloo"])
+@pytest.mark.parametrize(
+    "advantage", ["grpo", "dr_grpo", "rloo", "reinforce_plus_plus", "reinforce_plus_plus_baseline"]
+)
 def test_update_raises_logprob_of_rewarded_responses(model_dir, advantage):
     learner = make_learner(model_dir, advantage=advantage)
     batch = make_batch()
@@ -304,6 +313,139 @@ def test_shard_by_group_keeps_groups_whole_and_balances_tokens():
     assert shard_by_group(batch[:3], 2) == [batch[:3], []]
 
 
+# ---- policy losses, rollout/learner mismatch correction, DAPO's length handling, KL estimators ----------
+@pytest.mark.parametrize(("policy_loss", "loss_agg"), [("cispo", "token_mean"), ("gspo", "seq_mean")])
+def test_on_policy_the_new_losses_step_exactly_like_ppo(model_dir, policy_loss, loss_agg):
+    """At ratio 1 (one optimizer step on fresh rollouts) CISPO's and GSPO's gradients are PPO's."""
+    batch = make_batch()
+    ppo, other = (
+        make_learner(model_dir, loss_agg=loss_agg),
+        make_learner(model_dir, loss_agg=loss_agg, policy_loss=policy_loss),
+    )
+    stats_ppo, stats_other = ppo.update(batch), other.update(batch)
+    assert_same_parameters(ppo.policy_state(), other.policy_state(), atol=1e-6)
+    assert stats_other["grad_norm"] == pytest.approx(stats_ppo["grad_norm"], rel=1e-5)
+
+
+@pytest.mark.parametrize("policy_loss", ["ppo", "gspo", "cispo"])
+def test_every_policy_loss_trains_off_policy(model_dir, policy_loss):
+    """Two epochs of two mini-batches: later steps are off-policy, so ratios move and clipping can act."""
+    loss_agg = "seq_mean" if policy_loss == "gspo" else "token_mean"
+    learner = make_learner(
+        model_dir, policy_loss=policy_loss, loss_agg=loss_agg, mini_batch_size=4, ppo_epochs=2
+    )
+    before = learner.policy_state()
+    stats = learner.update(make_batch())
+    assert stats["optimizer_steps"] == 4 and stats["approx_kl"] != 0.0
+    assert all(math.isfinite(stats[k]) for k in ("pg_loss", "grad_norm", "clip_frac"))
+    assert any(not torch.equal(before[k], v) for k, v in learner.policy_state().items())
+
+
+def with_rollout_logprobs(
+    learner: Learner, batch: list[Experience], shift=lambda i, j: 0.0
+) -> list[Experience]:
+    """The batch with rollout log-probs = the learner's minus ``shift(i, j)``: token j of response i then has
+    the rollout/learner ratio exp(shift(i, j))."""
+    rows = learner.logprobs([e.prompt_ids for e in batch], [e.response_ids for e in batch])
+    return [
+        dataclasses.replace(e, rollout_logprobs=tuple(lp - shift(i, j) for j, lp in enumerate(row)))
+        for i, (e, row) in enumerate(zip(batch, rows, strict=True))
+    ]
+
+
+CORRECTED = {
+    "rollout_is_cap": 2.0,
+    "rollout_mask": "token",
+    "rollout_mask_low": 0.5,
+    "rollout_mask_high": 2.0,
+}
+
+
+def test_rollout_correction_changes_nothing_when_engine_and_learner_agree(model_dir):
+    plain, corrected = make_learner(model_dir), make_learner(model_dir, **CORRECTED)
+    assert plain.old_logprobs_in_training(1) and not corrected.old_logprobs_in_training(1)
+    batch = with_rollout_logprobs(plain, make_batch())
+    stats_plain, stats = plain.update(batch), corrected.update(batch)
+    assert_same_parameters(plain.policy_state(), corrected.policy_state(), atol=1e-6)
+    for key in ("rollout_is_ratio_mean", "rollout_is_ratio_min", "rollout_is_ratio_max"):
+        assert stats[key] == pytest.approx(1.0, abs=1e-5) and stats_plain[key] == pytest.approx(1.0, abs=1e-5)
+    assert stats["rollout_is_clipped_frac"] == 0.0 and stats["rollout_is_masked_frac"] == 0.0
+
+
+def test_truncated_is_caps_every_tokens_weight(model_dir):
+    """Every ratio 3, cap 2: each token's policy-gradient term is doubled, so are the loss and the gradient
+    (no entropy or KL terms here); the log reports all tokens clipped."""
+    plain, capped = make_learner(model_dir), make_learner(model_dir, rollout_is_cap=2.0)
+    batch = with_rollout_logprobs(plain, make_batch(), shift=lambda i, j: math.log(3.0))
+    stats_plain, stats = plain.update(batch), capped.update(batch)
+    assert stats["grad_norm"] == pytest.approx(2 * stats_plain["grad_norm"], rel=1e-5)
+    assert stats["pg_loss"] == pytest.approx(2 * stats_plain["pg_loss"], rel=1e-5)
+    assert stats["rollout_is_clipped_frac"] == 1.0 and stats_plain["rollout_is_clipped_frac"] == 0.0
+    assert stats["rollout_is_ratio_min"] == pytest.approx(3.0, rel=1e-5)
+    assert stats["rollout_is_ratio_max"] == pytest.approx(3.0, rel=1e-5)
+
+
+def test_masked_is_drops_a_response_as_overlong_filtering_does(model_dir):
+    """Response 2's ratios are all 3 (outside [0.5, 2]): geometric MIS drops it from the loss, which is the
+    update overlong filtering gives when response 2 is the truncated one (the rest of the batch agrees)."""
+    probe = make_learner(model_dir)
+    batch = [dataclasses.replace(e, truncated=False) for e in make_batch()]
+    shifted = with_rollout_logprobs(probe, batch, shift=lambda i, j: math.log(3.0) if i == 2 else 0.0)
+    exact = with_rollout_logprobs(probe, batch)
+    exact[2] = dataclasses.replace(exact[2], truncated=True)
+    masked = make_learner(model_dir, rollout_mask="geometric")
+    filtered = make_learner(model_dir, overlong_filter=True)
+    stats_masked, stats_filtered = masked.update(shifted), filtered.update(exact)
+    assert_same_parameters(masked.policy_state(), filtered.policy_state(), atol=1e-6)
+    assert stats_masked["grad_norm"] == pytest.approx(stats_filtered["grad_norm"], rel=1e-5)
+    tokens = sum(len(e.response_ids) for e in batch)
+    assert stats_masked["rollout_is_masked_frac"] == pytest.approx(len(batch[2].response_ids) / tokens)
+    assert stats_filtered["overlong_filtered_frac"] == pytest.approx(1 / len(batch))
+    assert stats_masked["rollout_is_ratio_max"] == pytest.approx(3.0, rel=1e-5)
+    unfiltered = make_learner(model_dir)
+    unfiltered.update(exact)
+    with pytest.raises(AssertionError):
+        assert_same_parameters(unfiltered.policy_state(), filtered.policy_state(), atol=1e-6)
+
+
+def test_every_response_truncated_and_filtered_leaves_the_policy_alone(model_dir):
+    learner = make_learner(model_dir, overlong_filter=True)
+    before = learner.policy_state()
+    stats = learner.update([dataclasses.replace(e, truncated=True) for e in make_batch()])
+    assert stats["grad_norm"] == 0.0 and stats["overlong_filtered_frac"] == 1.0
+    assert_same_parameters(before, learner.policy_state())
+
+
+def test_rollout_correction_needs_the_engines_logprobs(model_dir):
+    with pytest.raises(
+        ValueError, match=r"rollout_is_cap / rollout_mask need .* 8 of 8 responses came without"
+    ):
+        make_learner(model_dir, rollout_is_cap=2.0).update(make_batch())
+
+
+def test_soft_overlong_punishment_lowers_the_reward_of_long_responses(model_dir):
+    # cap 8 tokens, buffer 4: a response of L tokens loses max(L - 4, 0) / 4 (all 1 at 8 tokens)
+    learner = make_learner(model_dir, overlong_buffer=4)
+    batch = make_batch()
+    prepared = learner.prepare(batch)
+    expected = [e.reward - max(len(e.response_ids) - 4, 0) / 4 for e in batch]
+    assert prepared.rewards.sum(-1).tolist() == pytest.approx(expected)
+    assert any(len(e.response_ids) > 4 for e in batch)
+    stats = learner.update(batch)
+    assert stats["overlong_penalty_mean"] == pytest.approx(
+        sum(expected) / 8 - sum(e.reward for e in batch) / 8
+    )
+
+
+@pytest.mark.parametrize("kl_in_reward", [True, False])
+@pytest.mark.parametrize("estimator", ["k2", "low_var_kl"])
+def test_new_kl_estimators_in_reward_and_in_loss(model_dir, estimator, kl_in_reward):
+    learner = make_learner(model_dir, kl_coef=0.1, kl_estimator=estimator, kl_in_reward=kl_in_reward)
+    batch = make_batch()
+    assert learner.update(batch)["kl"] == 0.0  # policy == reference before the first step
+    assert learner.update(batch)["kl"] > 0.0  # both estimators are non-negative, and 0 only at equality
+
+
 # ---- data parallel ------------------------------------------------------------------------------------
 DP_CONFIGS = {
     "gae": {"advantage": "gae", "kl_coef": 0.01, "micro_batch_size": 3, "entropy_coef": 0.01},
@@ -314,7 +456,21 @@ DP_CONFIGS = {
         "kl_estimator": "k3",
         "loss_agg": "seq_mean",
     },
+    "corrected": {
+        "advantage": "reinforce_plus_plus_baseline",
+        "policy_loss": "gspo",
+        "loss_agg": "seq_mean",
+        "kl_coef": 0.0,
+        "rollout_is_cap": 1.05,
+        "rollout_mask": "token",
+        "rollout_mask_low": 0.9,
+        "rollout_mask_high": 1.1,
+        "overlong_filter": True,
+        "overlong_buffer": 4,
+    },
 }
+ROLLOUT_LOGPROB = -5.7
+"""About the tiny model's log-prob of a random token (log 300): ratios near 1 on both sides."""
 
 
 def _free_port() -> int:
@@ -327,7 +483,7 @@ def _rank_main(
     rank: int, world_size: int, url: str, model_dir: str, config: dict, strategy: str, groups: int, out: str
 ) -> None:
     torch.set_num_threads(1)
-    batch = make_batch(num_groups=groups, group_size=2)
+    batch = make_batch(num_groups=groups, group_size=2, rollout_logprob=ROLLOUT_LOGPROB)
     learner = Learner(
         model_dir,
         AlgorithmConfig(**config),
@@ -355,12 +511,13 @@ def _rank_main(
         ("grpo", "fsdp", 2, 4),
         ("gae", "fsdp", 1, 4),
         ("gae", "fsdp", 2, 1),  # one group for two ranks: rank 0 runs empty lockstep slots
+        ("corrected", "ddp", 2, 4),
     ],
 )
 def test_data_parallel_ranks_equal_one_rank(model_dir, tmp_path, name, strategy, ranks, groups):
     """ddp and FSDP2 over gloo give the update one plain learner computes on the whole batch."""
     config = DP_CONFIGS[name]
-    batch = make_batch(num_groups=groups, group_size=2)
+    batch = make_batch(num_groups=groups, group_size=2, rollout_logprob=ROLLOUT_LOGPROB)
     single = Learner(
         model_dir, AlgorithmConfig(**config), TrainerConfig(lr=1e-3, critic_lr=1e-3), MAX_NEW_TOKENS, seed=0
     )
@@ -381,8 +538,20 @@ def test_data_parallel_ranks_equal_one_rank(model_dir, tmp_path, name, strategy,
         "critic_grad_norm",
         "adv_mean",
         "adv_std",
+        "rollout_is_ratio_mean",
+        "rollout_is_ratio_min",
+        "rollout_is_ratio_max",
+        "rollout_is_clipped_frac",
+        "rollout_is_masked_frac",
+        "overlong_filtered_frac",
+        "overlong_penalty_mean",
     ):
         assert result["stats"][key] == pytest.approx(single_stats[key], rel=1e-5, abs=1e-7), key
+    if name == "corrected":  # the correction acted, on some tokens and not all
+        assert (
+            0 < single_stats["rollout_is_masked_frac"] < 1 and 0 < single_stats["rollout_is_clipped_frac"] < 1
+        )
+        assert 0 < single_stats["overlong_filtered_frac"] < 1
     assert result["stats"]["num_response_tokens"] == single_stats["num_response_tokens"]
 
 
