@@ -228,6 +228,20 @@ def test_env_paper_prefix_follows_the_template():
         _env(scorer="lenient")
 
 
+def test_rollout_logs_carry_both_verdicts():
+    from cogrl.rl.batch import Generation
+    from cogrl.rl.driver import rollout_records
+
+    env = _env()
+    task = env.task_from_record({"numbers": [1, 2, 3], "target": 6})
+    text = "x</think>\n<answer>1 + 2 + 3</answer>\n"
+    generation = Generation(0, (1,), (2, 3), (-0.5, -0.5), text, "stop")
+    (record,) = rollout_records(4, [task], [generation], [env.score(text, task)], None, 1)
+    assert (record["reward"], record["reason"], record["correct"]) == (1.0, "correct", True)
+    assert (record["scorer"], record["paper_reward"], record["paper_reason"]) == ("exact", 0.0, "no_answer")
+    assert record["paper_correct"] is False
+
+
 def test_cli_score_with_the_paper_scorer(tmp_path, capsys, monkeypatch):
     lines = [
         {"numbers": [1, 2, 3, 3], "target": 10, "completion": "x</think>\n<answer>-1 + 2 + 3 * 3</answer>"},

@@ -140,3 +140,49 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         run_curves(run, "x")
     with pytest.raises(InputError, match="--paper"):
         paper_csv_path("gpt")
+
+
+def test_accuracy_under_both_scorers_when_rollouts_carry_both(tmp_path):
+    run = make_run(tmp_path / "sweep" / "all_strategies" / "rl")
+    records = [
+        {
+            **rollout(0, "e1", "a", True, (0, 0, 0, 0)),
+            "scorer": "exact",
+            "paper_correct": False,
+            "paper_reason": "no_answer",
+        },
+        {
+            **rollout(0, "e2", "a", False, (0, 0, 0, 0)),
+            "scorer": "exact",
+            "paper_correct": False,
+            "paper_reason": "wrong_value",
+        },
+        {
+            **rollout(2, "e1", "a", True, (0, 0, 0, 0)),
+            "scorer": "exact",
+            "paper_correct": True,
+            "paper_reason": "correct",
+        },
+        {
+            **rollout(2, "e2", "a", False, (0, 0, 0, 0)),
+            "scorer": "exact",
+            "paper_correct": True,
+            "paper_reason": "correct",
+        },  # e.g. unary minus: the paper's scorer accepts it
+        {
+            **rollout(2, "e2", "a", False, (0, 0, 0, 0), sample=1),
+            "scorer": "exact",
+            "paper_correct": False,
+            "paper_reason": "no_answer",
+        },  # only sample 0 counts
+    ]
+    write_jsonl(run / "eval_rollouts.jsonl", records)
+    rows, _ = run_curves(run, "all_strategies")
+    assert [(r["accuracy_exact"], r["accuracy_paper"]) for r in rows] == [(0.5, 0.0), (0.5, 1.0)]
+    write_sweep_report([run], tmp_path / "report")
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "| condition | step | exact | paper |" in summary
+    assert "| all_strategies | 2 | 0.500 | 1.000 |" in summary
+    write_jsonl(run / "eval_rollouts.jsonl", [rollout(0, "e1", "a", True, (0, 0, 0, 0))])
+    write_sweep_report([run], tmp_path / "report2")
+    assert "under each scorer" not in (tmp_path / "report2" / "summary.md").read_text()

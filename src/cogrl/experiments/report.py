@@ -141,9 +141,9 @@ def run_curves(run_dir: Path, condition: str) -> tuple[list[dict[str, Any]], str
     if not evals:
         return behavior_curves(train, condition), "training rollouts (no evaluations)"
     eval_records = [r for r in _records(run_dir / "eval_rollouts.jsonl") if r.get("sample", 0) == 0]
-    eval_rows = {
-        row["step"]: row for row in behavior_curves(_last_per_key(eval_records, "step", "task_id"), condition)
-    }
+    eval_records = _last_per_key(eval_records, "step", "task_id")
+    eval_rows = {row["step"]: row for row in behavior_curves(eval_records, condition)}
+    by_scorer = scorer_accuracies(eval_records)
     train_rows = {row["step"]: row for row in behavior_curves(train, condition)}
     rows, fallback = [], False
     for metrics in sorted(evals, key=lambda m: m["step"]):
@@ -152,12 +152,32 @@ def run_curves(run_dir: Path, condition: str) -> tuple[list[dict[str, Any]], str
         if row is None:
             fallback = True
             row = train_rows.get(step) or {"condition": condition, "step": step}
-        row = {**row, "accuracy": metrics.get("eval/accuracy")}
+        row = {**row, "accuracy": metrics.get("eval/accuracy"), **by_scorer.get(step, {})}
         rows.append(row)
     source = "test responses of each evaluation" + (
         " (training rollouts where none were saved)" if fallback else ""
     )
     return rows, source
+
+
+def scorer_accuracies(records: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, float]]:
+    """Per step, ``accuracy_<scorer>`` for each scorer whose verdict the records carry: an environment with two
+    scorers (countdown: exact and the paper's) logs the reward's name in ``scorer`` with its verdict in
+    ``correct``, and the other's in ``<other>_correct``. Records without ``scorer`` give nothing."""
+    verdicts: dict[int, dict[str, list[bool]]] = {}
+    for record in records:
+        if "scorer" not in record:
+            continue
+        step = verdicts.setdefault(int(record["step"]), {})
+        step.setdefault(record["scorer"], []).append(bool(record["correct"]))
+        for key, value in record.items():
+            name = key.removesuffix("_correct")
+            if name != key and f"{name}_reason" in record and isinstance(value, bool):
+                step.setdefault(name, []).append(value)
+    return {
+        step: {f"accuracy_{name}": sum(flags) / len(flags) for name, flags in sorted(scorers.items())}
+        for step, scorers in verdicts.items()
+    }
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -310,10 +330,35 @@ def summary_markdown(
         else:
             cells += ["(none in the paper)", "-", "-", "-"]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _scorer_table(ours)
     lines += ["", "Behavior counts come from:"]
     lines += [f"- {name}: {source}" for name, source in sources.items()]
     lines += ["", f"Columns of curves.csv: {', '.join(CURVE_COLUMNS)}.", ""]
     return "\n".join(lines)
+
+
+def _scorer_table(ours: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """Accuracy at the last evaluation under each scorer the eval rollouts carry (none: no lines)."""
+    names = sorted(
+        {key for points in ours.values() for p in points for key in p if key.startswith("accuracy_")}
+    )
+    if not names:
+        return []
+    lines = [
+        "",
+        "Accuracy under each scorer at the last evaluation (first sample per test problem; `exact` is cogrl's",
+        "scorer, `paper` the paper's reward function, reproduced; `env.options.scorer` chose the reward):",
+        "",
+        "| condition | step | " + " | ".join(n.removeprefix("accuracy_") for n in names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for name, points in ours.items():
+        if points:
+            last = points[-1]
+            lines.append(
+                f"| {name} | {last['step']} | " + " | ".join(_fmt(last.get(n)) for n in names) + " |"
+            )
+    return lines
 
 
 def _signed(value: float | None) -> str:
