@@ -406,6 +406,10 @@ class JudgeConfig(EndpointConfig):
     """Requests scheduled together; bounds the number of pending coroutines for very large inputs."""
     max_text_chars: int = Field(12_000, ge=1)
     """Responses longer than this are cut (keeping the start) before judging, to bound the cost."""
+    rubrics: Literal["cogrl", "paper"] = "cogrl"
+    """Rubric set (`cogrl.behaviors.judge.RUBRIC_SETS`): ``cogrl`` asks for an explicit abandonment and an
+    explicit check; ``paper`` follows the paper's judge prompts (Gandhi et al., 2025): every new attempt not
+    building on the previous result is backtracking, implicit verdicts ("too high") are verification."""
 
 
 class LLMSourceConfig(EndpointConfig):

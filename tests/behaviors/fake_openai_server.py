@@ -1,7 +1,7 @@
 """The shared fake OpenAI server (`tests/servers/fake_openai.py`), scripted the judge tests' way.
 
 A request is identified by the response text it asks about (between ``<<<`` and ``>>>`` in the prompt) and
-by the behavior its rubric names; the script maps (text, behavior, attempt) to an action of the shared server
+by the behavior its rubric (of any rubric set) names; the script maps (text, behavior, attempt) to an action of the shared server
 or to "count:<n>", a reply ending in the judge's ``COUNT: <n>`` line.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from servers.fake_openai import ScriptedOpenAIServer, last_message
 
-from cogrl.behaviors.judge import RUBRICS
+from cogrl.behaviors.judge import RUBRIC_SETS
 
 # "count:3" | "reply:<raw text>" | any other action of the shared server ("500", "hang", "trickle", "nested", ...)
 JudgeScript = Callable[[str, str, int], str]
@@ -27,7 +27,9 @@ def always(action: str) -> JudgeScript:
 def judged_text_and_behavior(body: dict) -> tuple[str, str]:
     prompt = last_message(body)
     text = prompt.split("<<<\n", 1)[1].rsplit("\n>>>", 1)[0]
-    return text, next(b for b, rubric in RUBRICS.items() if rubric in prompt)
+    return text, next(
+        b for rubrics in RUBRIC_SETS.values() for b, rubric in rubrics.items() if rubric in prompt
+    )
 
 
 def _judge_action(action: str) -> str:

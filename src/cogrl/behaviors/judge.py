@@ -27,8 +27,9 @@ from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
 from cogrl.config import JudgeConfig
 from cogrl.llm_client import ClientStats, LLMClient
 
-RUBRIC_VERSION = "v1"
-"""Part of every cache key: change it whenever a rubric's wording changes, so old judgments are not reused."""
+RUBRIC_VERSIONS = {"cogrl": "v1", "paper": "paper-v1"}
+"""Per rubric set, part of every cache key: change it whenever a rubric's wording changes, so old judgments
+are not reused."""
 
 MAX_COUNT = 200
 """A count above this is absurd for one response (a 1,024-token trace) and is read as unknown."""
@@ -69,6 +70,41 @@ RUBRICS: dict[str, str] = {
         "inputs. Computing forward from the given numbers is not backward chaining."
     ),
 }
+
+
+PAPER_RUBRICS: dict[str, str] = {
+    "verification": (
+        'Verification: the response compares a result it reached with the target, explicitly ("that comes '
+        'to 61, not 39", "since 25 is not 22") or implicitly, by a verdict on the result ("too high", "still '
+        'too small", "this works!", "close, but no"). Count each such check, including a terse verdict right '
+        "after a computation."
+    ),
+    "backtracking": (
+        "Backtracking: the response sees that a path will not work and goes back to try a different one. In "
+        "Countdown every new attempt at a combination of the numbers that does not use the result of the "
+        "computation just before it counts, whether or not the response says the earlier attempt failed: in "
+        '"25 + 30 = 55, 55 - 4 = 51, 30 * 4 = 120, 120 / 3 = 40, 25 - 3 = 22" the attempts starting 30 * 4 '
+        "and 25 - 3 are two instances (55 - 4 and 120 / 3 build on the result before them). Count each restart."
+    ),
+    "subgoal_setting": (
+        "Subgoal setting: the response breaks the problem into smaller intermediate goals, e.g. \"first I'll "
+        'try to get close to half the target, then ...", "we need 4 from 8 and 2". Count each distinct '
+        "intermediate goal."
+    ),
+    "backward_chaining": (
+        "Backward chaining: the response starts from the target and works backwards towards the given numbers, "
+        'e.g. "working back from 24: 24 / 2 = 12, so 12 * 2 = 24" or "the target is 22, and 22 + 3 = 25, so '
+        '...". Count each instance of reasoning from the target (or from a value it needs) to what would '
+        "produce it."
+    ),
+}
+"""The paper's definitions (Gandhi et al., 2025; its judge prompts), in our words: backtracking is any new
+attempt that does not build on the previous result, and verification includes implicit verdicts. Its judge
+also sampled at temperature 1 and read an unreadable reply as 0; here the ``temperature`` knob decides and an
+unreadable reply stays unknown."""
+
+RUBRIC_SETS: dict[str, dict[str, str]] = {"cogrl": RUBRICS, "paper": PAPER_RUBRICS}
+"""Selectable with ``JudgeConfig.rubrics`` (``cogrl behaviors tag --rubrics``)."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -142,10 +178,10 @@ def subject_text(item: Trajectory, max_chars: int) -> str:
     return f"{problem}Response:\n<<<\n{text}\n>>>"
 
 
-def rubric_prompt(behavior: str, subject: str) -> str:
+def rubric_prompt(behavior: str, subject: str, rubrics: str = "cogrl") -> str:
     name = behavior.replace("_", " ")
     return (
-        f"{RUBRICS[behavior]}\n\n{subject}\n\n"
+        f"{RUBRIC_SETS[rubrics][behavior]}\n\n{subject}\n\n"
         f"How many distinct instances of {name} does the response contain? End with the line COUNT: <n>."
     )
 
@@ -255,7 +291,7 @@ class LLMJudge:
                 behavior, i = occurrence[key]
                 messages = [
                     {"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": rubric_prompt(behavior, subjects[i])},
+                    {"role": "user", "content": rubric_prompt(behavior, subjects[i], self.config.rubrics)},
                 ]
                 reply = await client.complete(messages)
                 if reply is None:  # failed: unknown for now, not cached, so a rerun asks again
@@ -274,10 +310,10 @@ class LLMJudge:
                 await asyncio.gather(
                     *(judge_one(key) for key in pending[start : start + self.config.batch_size])
                 )
-        source = f"llm:{self.model}"
+        source = f"llm:{self.model}" + ("" if self.config.rubrics == "cogrl" else f":{self.config.rubrics}")
         return [BehaviorTags(counts={b: results[row[b]] for b in BEHAVIORS}, source=source) for row in keys]
 
     def _keys(self, subject: str) -> dict[str, CacheKey]:
         """Per behavior, the cache key of judging ``subject`` with that behavior's rubric."""
         digest = hashlib.sha256(subject.encode()).hexdigest()
-        return {b: (self.model, RUBRIC_VERSION, b, digest) for b in BEHAVIORS}
+        return {b: (self.model, RUBRIC_VERSIONS[self.config.rubrics], b, digest) for b in BEHAVIORS}

@@ -53,6 +53,11 @@ class Api(StrEnum):
     completions = "completions"
 
 
+class Rubrics(StrEnum):
+    cogrl = "cogrl"
+    paper = "paper"
+
+
 @app.command()
 def tag(
     file: Annotated[
@@ -74,6 +79,9 @@ def tag(
         Api, typer.Option(help="chat (/v1/chat/completions) or completions (base models).")
     ] = Api.chat,
     concurrency: Annotated[int, typer.Option(min=1, help="Judge requests in flight.")] = 8,
+    rubrics: Annotated[
+        Rubrics, typer.Option(help="Judge rubric set: cogrl (explicit switches and checks) or paper's.")
+    ] = Rubrics.cogrl,
     cache: Annotated[
         Path, typer.Option(help="Judge cache (SQLite); reruns reuse every finished judgment.")
     ] = (DEFAULT_JUDGE_CACHE),
@@ -97,7 +105,7 @@ def tag(
     judge = (
         None
         if method is Method.regex
-        else _judge(endpoint, model, api, concurrency, cache, timeout, max_retries)
+        else _judge(endpoint, model, api, concurrency, cache, timeout, max_retries, rubrics)
     )
     if not file.exists():
         raise InputError(f"{file}: no such file")
@@ -127,6 +135,7 @@ def _judge(
     cache: Path,
     timeout: float,
     max_retries: int,
+    rubrics: Rubrics,
 ) -> LLMJudge:
     if endpoint is None:
         raise InputError("--endpoint is required for --method llm and --method hybrid")
@@ -137,6 +146,7 @@ def _judge(
         concurrency=concurrency,
         timeout_s=timeout,
         max_retries=max_retries,
+        rubrics=rubrics.value,
     )
     return LLMJudge(config, JudgeCache(cache))
 
