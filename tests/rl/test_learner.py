@@ -408,8 +408,11 @@ def test_masked_is_drops_a_response_as_overlong_filtering_does(model_dir):
         assert_same_parameters(unfiltered.policy_state(), filtered.policy_state(), atol=1e-6)
 
 
-def test_every_response_truncated_and_filtered_leaves_the_policy_alone(model_dir):
-    learner = make_learner(model_dir, overlong_filter=True)
+@pytest.mark.parametrize("loss_agg", ["token_mean", "seq_mean", "token_sum_norm"])
+def test_every_response_truncated_and_filtered_leaves_the_policy_alone(model_dir, loss_agg):
+    """No token and no sequence left in the loss: a zero gradient, not 0/0 (an untrained model's responses
+    often all hit the cap)."""
+    learner = make_learner(model_dir, overlong_filter=True, loss_agg=loss_agg)
     before = learner.policy_state()
     stats = learner.update([dataclasses.replace(e, truncated=True) for e in make_batch()])
     assert stats["grad_norm"] == 0.0 and stats["overlong_filtered_frac"] == 1.0

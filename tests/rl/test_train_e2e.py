@@ -156,3 +156,35 @@ def assert_same_logs(run: Path, reference: Path) -> None:
         got, want = read(run, name), read(reference, name)
         assert [r["step"] for r in got] == [r["step"] for r in want], name
         assert [stable(r) for r in got] == [stable(r) for r in want], name
+
+
+NEW_ALGORITHMS = (
+    "algorithm.advantage=reinforce_plus_plus_baseline",
+    "algorithm.policy_loss=gspo",
+    "algorithm.loss_agg=seq_mean",
+    "algorithm.kl_estimator=low_var_kl",
+    "algorithm.rollout_is_cap=2.0",
+    "algorithm.rollout_mask=geometric",
+    "algorithm.overlong_filter=true",
+    "algorithm.overlong_buffer=4",
+)
+
+
+def test_train_with_the_new_algorithms(tmp_path):
+    """The CPU recipe with REINFORCE++, GSPO, low-var KL, TIS + MIS on the engine's log-probs and DAPO's length
+    handling: the rollouts' finish reasons and log-probs reach the learner, and every step logs the ratio."""
+    run = tmp_path / "run"
+    train("recipes/cpu-tiny-grpo.yaml", *overrides(8, 2), *NEW_ALGORITHMS, "--out", str(run))
+    metrics = read(run, "metrics.jsonl")
+    truncated = [r["finish_reason"] == "length" for r in read(run, "rollouts.jsonl")]
+    for m in metrics:
+        assert (
+            0
+            < m["train/rollout_is_ratio_min"]
+            <= m["train/rollout_is_ratio_mean"]
+            <= m["train/rollout_is_ratio_max"]
+        )
+        assert (
+            m["train/overlong_penalty_mean"] < 0
+        )  # 12-token cap, 4-token buffer: untrained responses run long
+    assert sum(m["train/overlong_filtered_frac"] for m in metrics) == pytest.approx(sum(truncated) / 8)

@@ -529,7 +529,7 @@ class Learner:
         ``counted``: which sequences a sequence mean divides by (default all)."""
         seqs = float(len(mini)) if counted is None else counted[mini].sum().item()
         counts = self._all_reduce(torch.tensor([seqs, mask[mini].sum().item()], dtype=torch.float64))
-        return {"num_seqs": counts[0].item(), "num_tokens": max(counts[1].item(), 1.0)}
+        return {"num_seqs": max(counts[0].item(), 1.0), "num_tokens": max(counts[1].item(), 1.0)}
 
     def _policy_micro_batch(
         self,
