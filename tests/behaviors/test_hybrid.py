@@ -50,8 +50,12 @@ def test_agreement_report_per_behavior_and_files(tmp_path) -> None:
         "judge_only": 0,
         "both_absent": 1,
         "unknown": 0,
+        "regex_mean": pytest.approx(4 / 3),  # (1 + 0 + 3) / 3
+        "judge_mean": pytest.approx(2 / 3),  # (2 + 0 + 0) / 3
+        "mean_ratio": pytest.approx(0.5),
     }
     assert report["backtracking"]["unknown"] == 1 and report["backtracking"]["n"] == 2
+    assert report["backtracking"]["judge_mean"] == 1.0  # the unknown pair is left out of the means too
     write_agreement(report, tmp_path)
     assert json.loads((tmp_path / "agreement.json").read_text())["verification"]["n"] == 3
     rows = (tmp_path / "agreement.csv").read_text().splitlines()

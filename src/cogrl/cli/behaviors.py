@@ -4,6 +4,7 @@
     cogrl behaviors tag --method hybrid --endpoint http://127.0.0.1:8000 --sample-fraction 0.1 \\
         rollouts.jsonl > tagged.jsonl
     cogrl behaviors report tagged.jsonl --out reports/behaviors
+    cogrl behaviors agree ours.jsonl paper.jsonl --out reports/agreement
 
 The judge's API key is read from COGRL_JUDGE_API_KEY (or OPENAI_API_KEY), never from the command line.
 """
@@ -21,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cogrl.behaviors.agreement import agreement_report, write_agreement
+from cogrl.behaviors.agreement import agreement_report, match_taggings, write_agreement
 from cogrl.behaviors.judge import JudgeCache, LLMJudge, Trajectory
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
 from cogrl.config import JudgeConfig
@@ -284,6 +285,88 @@ def report(
     print(f"wrote {out}: {', '.join(files)} ({len(records)} lines{judged})", file=sys.stderr)
     if bad:
         raise InputError(f"{file}: {bad} malformed line(s) skipped (listed above)")
+
+
+class MatchBy(StrEnum):
+    auto = "auto"
+    id = "id"
+    line = "line"
+
+
+@app.command()
+def agree(
+    first: Annotated[Path, typer.Argument(help="JSONL written by `cogrl behaviors tag` (tagging A).")],
+    second: Annotated[Path, typer.Argument(help="The same responses tagged another way (tagging B).")],
+    by: Annotated[
+        MatchBy, typer.Option(help="Pair lines by `id` (auto: when every line has one) or by line number.")
+    ] = MatchBy.auto,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write agreement.json and agreement.csv here.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists and is not empty.")] = False,
+) -> None:
+    """Agreement between two taggings of the same responses (two taggers, or two rubric sets of the judge):
+    per behavior Cohen's kappa on presence, the confusion counts, and the mean count under each with their
+    ratio (B / A). Pairs where either count is unknown are counted apart, never as agreement."""
+    target = None if out is None else check_output_dir(out, overwrite, inputs=[first, second])
+    taggings = [_read_tagged(path) for path in (first, second)]
+    try:
+        pairs = match_taggings(*taggings, by=by.value)
+    except ValueError as exc:
+        raise InputError(f"{first} vs {second}: {exc}") from None
+    if not pairs:
+        raise InputError(f"{first}: no tagged lines to compare")
+    names = _tagging_names(first, second, taggings)
+    report = agreement_report(pairs, names)
+    print(f"A = {names[0]} ({first}), B = {names[1]} ({second}), {len(pairs)} responses")
+    print(
+        "| behavior | n | kappa | agreement | both | A only | B only | neither | unknown | mean A | mean B | B/A |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for behavior, row in report.items():
+        cells = [row["n"], row["kappa"], row["observed_agreement"], row["both_present"]]
+        cells += [row[f"{names[0]}_only"], row[f"{names[1]}_only"], row["both_absent"], row["unknown"]]
+        cells += [row[f"{names[0]}_mean"], row[f"{names[1]}_mean"], row["mean_ratio"]]
+        print(f"| {behavior} | " + " | ".join(_cell(c) for c in cells) + " |")
+    if target is not None:
+        with atomic_path(target) as tmp:
+            tmp.mkdir(parents=True)
+            write_agreement(report, tmp)
+        print(f"wrote {out}: agreement.json, agreement.csv", file=sys.stderr)
+
+
+def _read_tagged(path: Path) -> list[dict[str, Any]]:
+    """Every line of a tagged file; a malformed one stops the comparison (pairs would shift)."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    records = []
+    for line in read_jsonl(path):
+        error = line.error
+        if line.record is not None:
+            error = _tagged_record_error(line.record)
+        if error is not None:
+            raise InputError(f"{path}:{line.number}: {error}")
+        records.append(line.record)
+    return records
+
+
+def _tagging_names(first: Path, second: Path, taggings: list[list[dict[str, Any]]]) -> tuple[str, str]:
+    """The taggers' names (`behavior_source` of the first line), else the file names; never two alike."""
+    sources = [str(t[0].get("behavior_source") or "") if t else "" for t in taggings]
+    if sources[0] and sources[1] and sources[0] != sources[1]:
+        return sources[0], sources[1]
+    if first.name != second.name:
+        return first.name, second.name
+    return "A", "B"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if not isinstance(value, float):
+        return str(value)
+    text = f"{value:.3f}"
+    return "0.000" if text == "-0.000" else text  # a kappa of 0 computed as -1e-17
 
 
 def _tagged_record_error(record: dict[str, Any]) -> str | None:
