@@ -20,7 +20,7 @@ from cogrl.behaviors.judge import parse_count
 from cogrl.behaviors.regex_tagger import MAX_NUMBER_DIGITS, RegexTagger, infer_target
 from cogrl.behaviors.types import BEHAVIORS
 
-BUILTIN_SETS = ("v1", "v2")
+BUILTIN_SETS = ("v1", "v2", "paper")
 ISOLATED_TIMEOUT_S = 60
 """The fixed code needs about a second here (mostly the interpreter starting); the old took minutes."""
 

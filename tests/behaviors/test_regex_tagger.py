@@ -30,7 +30,7 @@ from cogrl.files import InputError
 EVAL_SET = Path(__file__).parents[1] / "data" / "behavior_eval.jsonl"
 FROZEN_V1_TAGS = Path(__file__).parent / "data" / "regex_v1_eval_tags.jsonl"
 """Spans of pattern set v1 on every eval row, written once by the tagger before the anchored rewrite."""
-BUILTIN_SETS = ("v1", "v2")
+BUILTIN_SETS = ("v1", "v2", "paper")
 NUMBERS, TARGET = [30, 25, 3, 4], 32
 
 
