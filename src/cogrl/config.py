@@ -244,6 +244,13 @@ class AlgorithmConfig(StrictModel):
     20,480). None: no length penalty."""
     overlong_penalty: float = Field(1.0, ge=0)
     """The penalty at the cap (DAPO: 1.0)."""
+    dynamic_sampling_rounds: int = Field(0, ge=0)
+    """DAPO's dynamic sampling (Yu et al., 2025): a group whose rewards are all equal (all solved or all
+    failed) has zero advantage under a group baseline and only dilutes the batch, so such groups are dropped
+    and up to this many further rounds of trainer.prompts_per_step prompts (drawn at random from the train
+    split, seeded by the step) refill the batch; if it is still short, the step trains on fewer groups (on
+    its own batch if none is left). 0: off. The step's metrics and rollouts stay those of its own prompts;
+    `sampling/prompts_drawn` and `sampling/groups_kept` log what was drawn and kept."""
 
     @field_validator("advantage", "policy_loss", "kl_estimator")
     @classmethod
@@ -272,6 +279,8 @@ class AlgorithmConfig(StrictModel):
             raise ValueError(f"policy_loss {self.policy_loss} is defined with loss_agg: {required}")
         if self.rollout_mask_low >= self.rollout_mask_high:
             raise ValueError("rollout_mask_low must be below rollout_mask_high")
+        if self.dynamic_sampling_rounds and not ADVANTAGE_ESTIMATORS[self.advantage].needs_groups:
+            raise ValueError(f"dynamic_sampling_rounds drops groups: advantage {self.advantage} uses none")
         return self
 
 

@@ -188,3 +188,33 @@ def test_train_with_the_new_algorithms(tmp_path):
             m["train/overlong_penalty_mean"] < 0
         )  # 12-token cap, 4-token buffer: untrained responses run long
     assert sum(m["train/overlong_filtered_frac"] for m in metrics) == pytest.approx(sum(truncated) / 8)
+
+
+def test_train_with_dynamic_sampling(tmp_path):
+    """DAPO's dynamic sampling in the loop: groups whose two rewards are equal are dropped and one further
+    draw of 4 prompts refills the batch; the step's own rollouts are still the ones logged. (The untrained
+    tiny model scores 0 everywhere, so this run takes the no-group-kept path; which groups are kept is
+    tested in tests/rl/test_dynamic_sampling.py.)"""
+    run = tmp_path / "run"
+    train(
+        "recipes/cpu-tiny-grpo.yaml",
+        *overrides(8, 2),
+        "algorithm.dynamic_sampling_rounds=1",
+        "--out",
+        str(run),
+    )
+    metrics, rollouts = read(run, "metrics.jsonl"), read(run, "rollouts.jsonl")
+    assert len(rollouts) == 2 * 4 * 2
+    for m in metrics:
+        kept, drawn = m["sampling/groups_kept"], m["sampling/prompts_drawn"]
+        assert drawn in (4, 8) and (kept == 4 or drawn == 8)
+        assert m["train/num_sequences"] == 2 * (kept or 4)  # two samples per prompt; none kept: its own 4
+        own = [r for r in rollouts if r["step"] == m["step"]]
+        informative = len(
+            {
+                r["task_id"]
+                for r in own
+                if r["reward"] != next(o["reward"] for o in own if o["task_id"] == r["task_id"])
+            }
+        )
+        assert kept >= informative and (drawn == 4) == (informative == 4)

@@ -90,6 +90,34 @@ def rollout_records(
     ]
 
 
+def to_experiences(
+    generations: Sequence[Generation], scores: Sequence[Score], group_offset: int = 0
+) -> list[Experience]:
+    """The learner's records of scored generations; a prompt's samples share the group ``prompt_index +
+    group_offset`` (an offset keeps groups of further draws apart)."""
+    return [
+        Experience(
+            g.prompt_ids,
+            g.response_ids,
+            g.logprobs,
+            s.reward,
+            group=g.prompt_index + group_offset,
+            truncated=g.finish_reason == "length",
+        )
+        for g, s in zip(generations, scores, strict=True)
+    ]
+
+
+def informative_groups(experiences: Sequence[Experience], limit: int) -> list[Experience]:
+    """The experiences of the first ``limit`` groups (in order of appearance) whose rewards are not all
+    equal, DAPO's dynamic-sampling filter; a group of one is never informative."""
+    rewards: dict[int, set[float]] = {}
+    for e in experiences:
+        rewards.setdefault(e.group, set()).add(e.reward)
+    chosen = set([group for group, seen in rewards.items() if len(seen) > 1][:limit])
+    return [e for e in experiences if e.group in chosen]
+
+
 def task_hints(task: Task) -> dict[str, Any]:
     """What the behavior tagger may use of a task (Countdown-style numbers and target, when present)."""
     return {key: task.data[key] for key in ("numbers", "target") if key in task.data}
@@ -237,17 +265,11 @@ class Trainer:
         lap("score")
         tags = self.tag(tasks, generations)
         lap("tag")
-        experiences = [
-            Experience(
-                g.prompt_ids,
-                g.response_ids,
-                g.logprobs,
-                s.reward,
-                group=g.prompt_index,
-                truncated=g.finish_reason == "length",
-            )
-            for g, s in zip(generations, scores, strict=True)
-        ]
+        experiences = to_experiences(generations, scores)
+        sampling: dict[str, float] = {}
+        if recipe.algorithm.dynamic_sampling_rounds:
+            experiences, sampling = self.refill(step, experiences)
+            lap("refill")
         colocated = recipe.trainer.placement == "colocated"
         if colocated:  # the learners train on the workers' devices: the engines free them meanwhile
             self.pool.sleep()
@@ -264,10 +286,34 @@ class Trainer:
         generated_tokens = sum(len(g.response_ids) for g in generations)
         metrics = {"step": step, **rollout_metrics(generations, scores, tags)}
         metrics.update({f"train/{key}": value for key, value in stats.items()})
+        metrics.update(sampling)
         metrics.update(timings)
         metrics["throughput/generate_tokens_per_s"] = generated_tokens / max(timings["time/generate"], 1e-9)
         records = rollout_records(step, tasks, generations, scores, tags, recipe.rollout.samples_per_prompt)
         return metrics, records
+
+    def refill(self, step: int, experiences: list[Experience]) -> tuple[list[Experience], dict[str, float]]:
+        """DAPO's dynamic sampling (algorithm.dynamic_sampling_rounds): keep the informative groups, then draw
+        further rounds of prompts until trainer.prompts_per_step groups are kept or the rounds run out. With
+        none kept the step trains on its own batch (no policy gradient from the groups, as without dynamic
+        sampling) rather than on nothing, which would leave only weight decay to act."""
+        recipe = self.recipe
+        want, n = recipe.trainer.prompts_per_step, recipe.rollout.samples_per_prompt
+        kept = informative_groups(experiences, want)
+        rounds = 0
+        while len({e.group for e in kept}) < want and rounds < recipe.algorithm.dynamic_sampling_rounds:
+            rounds += 1
+            rng = random.Random(derive_seed(recipe.seed, "refill", step, rounds))
+            draw = rng.sample(range(len(self.train_tasks)), min(want, len(self.train_tasks)))
+            tasks = [self.train_tasks[i] for i in draw]
+            generations = self.generate(tasks, n=n, seed=derive_seed(recipe.seed, "rollout", step, rounds))
+            extra = to_experiences(generations, self.score(tasks, generations), group_offset=rounds * want)
+            kept += informative_groups(extra, want - len({e.group for e in kept}))
+        stats = {
+            "sampling/prompts_drawn": float(want + rounds * min(want, len(self.train_tasks))),
+            "sampling/groups_kept": float(len({e.group for e in kept})),
+        }
+        return kept or experiences, stats
 
     def run(self, on_step: Callable[[int], None] = lambda step: None) -> None:
         """Train from the step after the last checkpoint to trainer.steps; `on_step` reports progress."""
