@@ -2,6 +2,7 @@
 from minute to minute, so only ratios measured in the same run mean anything).
 
     python bench/rl.py step-vs-trl [--prompts 8 --group 4 --max-new-tokens 64 --steps 3]
+    python bench/rl.py losses [--prompts 8 --group 4 --max-new-tokens 64 --rounds 3]
 
 One RL step: cogrl GRPO (HF-backend rollout worker + `Learner.update` + weight sync) vs TRL's
 GRPOTrainer (HF generation, no vLLM) on the same tiny model, prompts, group size, lengths and loss
@@ -381,6 +382,98 @@ def format_rollout(title: str, result: dict[str, float], args: argparse.Namespac
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------------------------
+# The learner's update with each algorithm variant vs GRPO + PPO's loss
+# --------------------------------------------------------------------------------------------------------
+LOSS_VARIANTS: dict[str, dict[str, Any]] = {
+    "grpo + ppo (baseline)": {},
+    "gspo": {"policy_loss": "gspo", "loss_agg": "seq_mean"},
+    "cispo": {"policy_loss": "cispo"},
+    "reinforce_plus_plus": {"advantage": "reinforce_plus_plus"},
+    "ppo + truncated IS (cap 2)": {"rollout_is_cap": 2.0},
+    "ppo + masked IS (token)": {"rollout_mask": "token"},
+    "ppo + overlong filter + penalty": {"overlong_filter": True, "overlong_buffer": 16},
+}
+"""AlgorithmConfig overrides per variant (on GRPO, no KL, no entropy, the whole batch in one micro-batch)."""
+
+
+def loss_update_seconds(
+    prompts: int, group: int, max_new_tokens: int, rounds: int, cache_dir: Path
+) -> dict[str, float]:
+    """Seconds of one `Learner.update` per variant on the same synthetic batch (random tokens, rewards with
+    spread, rollout log-probs = the learner's + N(0, 0.05) noise standing in for an engine's mismatch), one
+    learner per variant, interleaved. The IS variants pay the separate old-log-prob forward that the baseline
+    takes from its training pass."""
+    import random
+
+    import torch
+
+    from cogrl.config import AlgorithmConfig, TrainerConfig
+    from cogrl.rl.batch import Experience
+    from cogrl.rl.learner import Learner
+
+    model_dir = bench_model_dir(cache_dir)
+
+    def learner(variant: dict[str, Any]) -> Learner:
+        algorithm = AlgorithmConfig(
+            kl_coef=0.0, entropy_coef=0.0, micro_batch_size=prompts * group, **variant
+        )
+        return Learner(model_dir, algorithm, TrainerConfig(lr=1e-6), max_new_tokens, seed=0)
+
+    learners = {name: learner(variant) for name, variant in LOSS_VARIANTS.items()}
+    vocab = next(iter(learners.values())).policy.get_input_embeddings().num_embeddings
+    rng = random.Random(0)
+    shapes = []
+    for p in range(prompts):
+        prompt = tuple(rng.randrange(3, vocab) for _ in range(48))
+        for _ in range(group):
+            length = rng.randint(max_new_tokens // 2, max_new_tokens)
+            shapes.append((p, prompt, tuple(rng.randrange(3, vocab) for _ in range(length))))
+    reference = next(iter(learners.values())).logprobs([s[1] for s in shapes], [s[2] for s in shapes])
+    noise = torch.Generator().manual_seed(0)
+    batch = [
+        Experience(
+            prompt,
+            response,
+            tuple((torch.tensor(row) + 0.05 * torch.randn(len(row), generator=noise)).tolist()),
+            rng.random(),
+            p,
+            len(response) == max_new_tokens,
+        )
+        for (p, prompt, response), row in zip(shapes, reference, strict=True)
+    ]
+
+    def timed(model: Learner) -> float:
+        start = time.perf_counter()
+        model.update(batch)
+        return time.perf_counter() - start
+
+    seconds = _interleaved(
+        {name: lambda model=model: timed(model) for name, model in learners.items()}, rounds
+    )
+    baseline = seconds["grpo + ppo (baseline)"]
+    return {name: value for name, value in seconds.items()} | {
+        f"ratio/{name}": value / baseline for name, value in seconds.items()
+    }
+
+
+def format_losses(result: dict[str, float], args: argparse.Namespace) -> str:
+    lines = [
+        f"Learner update per algorithm: {args.prompts} prompts x {args.group} samples, responses of "
+        f"{args.max_new_tokens // 2}-{args.max_new_tokens} tokens, tiny Qwen2 ({BENCH_MODEL['hidden_size']}d x "
+        f"{BENCH_MODEL['num_layers']} layers) on CPU, mean of {args.rounds} interleaved rounds after a warm-up",
+        "",
+        "| variant | update s | vs baseline |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {name} | {value:.3f} | {result[f'ratio/{name}']:.2f} |"
+        for name, value in result.items()
+        if not name.startswith("ratio/")
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -402,7 +495,18 @@ def main() -> None:
         rollout.add_argument("--max-new-tokens", type=int, default=128)
         rollout.add_argument("--rounds", type=int, default=4, help="measured rounds (after one warm-up)")
         rollout.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "cogrl" / "models")
+    losses = sub.add_parser("losses", help="Learner.update with each new loss/estimator vs GRPO + PPO")
+    losses.add_argument("--prompts", type=int, default=8)
+    losses.add_argument("--group", type=int, default=4)
+    losses.add_argument("--max-new-tokens", type=int, default=64)
+    losses.add_argument("--rounds", type=int, default=3, help="measured rounds (after one warm-up)")
+    losses.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "cogrl" / "models")
     args = parser.parse_args()
+    if args.bench == "losses":
+        result = loss_update_seconds(
+            args.prompts, args.group, args.max_new_tokens, args.rounds, args.cache_dir
+        )
+        print(format_losses(result, args))
     if args.bench == "rollout-overhead":
         result = rollout_overhead(args.prompts, args.group, args.max_new_tokens, args.rounds, args.cache_dir)
         print(format_rollout("Rollout overhead", result, args))
