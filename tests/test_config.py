@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from cogrl.config import SFTRecipe, TrainRecipe, apply_override, dump_recipe, load_recipe, validate_recipe
+from cogrl.config import (
+    PretrainRecipe,
+    SFTRecipe,
+    TrainRecipe,
+    apply_override,
+    dump_recipe,
+    load_recipe,
+    validate_recipe,
+)
 from cogrl.files import InputError
 
 RECIPES = sorted(  # sweeps (recipes/sweeps/) have their own loader and test (tests/experiments)
@@ -99,7 +107,9 @@ def test_dump_round_trips(tmp_path):
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_every_shipped_recipe_validates(path):
-    kind = SFTRecipe if "sft" in path.stem else TrainRecipe
+    kind = (
+        SFTRecipe if "sft" in path.stem else PretrainRecipe if path.parent.name == "pretrain" else TrainRecipe
+    )
     load_recipe(path, kind=kind)
 
 

@@ -331,7 +331,11 @@ class TrainerConfig(StrictModel):
     eval_problems: int = Field(64, ge=1)
     """Test problems per evaluation (paper: 1,024)."""
     eval_samples: int = Field(1, ge=1)
-    """Samples per test problem; accuracy is reported on the first (the paper's protocol) and avg@k."""
+    """Samples n per test problem; accuracy is reported on the first (the paper's protocol), and avg@n and the
+    unbiased pass@k (Chen et al., 2021) for k = 1, 2, 4, ..., n over the problems sampled n times."""
+    eval_sampled_problems: int | None = Field(None, ge=1)
+    """Sample only the first this-many test problems `eval_samples` times and the rest once (pass@k on a
+    subset, accuracy on all: the CPU miniature's 256 problems with pass@8 on 64); None: all of them."""
     checkpoint_every: int = Field(10, ge=1)
     """Steps between checkpoints; a crash resumes from the last one."""
     keep_checkpoints: int = Field(2, ge=1)
@@ -351,6 +355,10 @@ class BehaviorTaggingConfig(StrictModel):
     """Tag every rollout with the regex tagger in-line (costs well under 1% of a step)."""
     patterns: str | None = None
     """Path of a YAML pattern set that extends or replaces the built-in one (docs/behaviors.md)."""
+    method: Literal["regex", "exact"] = "regex"
+    """`regex`: the span-level regex tagger (an estimate, for free-form text). `exact`: the environment's own
+    parser for its trace format (countdown with `trace_style: search`: every check, abandoned branch,
+    subgoal and work-back line, counted exactly); a completion it cannot count is tagged by the regex."""
 
 
 class EndpointConfig(StrictModel):
@@ -448,6 +456,13 @@ class LoggingConfig(StrictModel):
     """wandb mode; `online` needs WANDB_API_KEY in the environment. A run behaves the same in every mode."""
     wandb_project: str = "cogrl"
     wandb_entity: str | None = None
+    wandb_group: str | None = None
+    """wandb group of the run; a sweep sets it to the sweep's name and directory, so the stages of all its
+    conditions and seeds sit side by side in one workspace."""
+    wandb_name: str | None = None
+    """Display name; None: the run directory's name (a sweep names runs `<condition>/seed-<k>/<stage>`)."""
+    wandb_tags: list[str] = Field(default_factory=list)
+    """wandb tags (a sweep adds the condition, `seed-<k>` and the stage)."""
     rollout_table_rows: int = Field(16, ge=0)
     """Rollouts per step sent to the wandb table (every rollout is in rollouts.jsonl regardless)."""
 
@@ -472,6 +487,31 @@ class SFTConfig(StrictModel):
     """Paper: 10% warm-up."""
     max_length: int = Field(2048, gt=0)
     """Paper: 2,048 tokens."""
+
+
+class PretrainConfig(StrictModel):
+    """Causal-LM training on a text corpus (`cogrl pretrain`, a sweep's `base` stage): documents, each ended
+    by EOS, are concatenated and cut into blocks of `seq_len` tokens (sequence packing, as GPT-style
+    pretraining does), so no compute goes to padding."""
+
+    epochs: float = Field(1.0, gt=0)
+    """Passes over the packed corpus."""
+    seq_len: int = Field(512, ge=8)
+    """Tokens per block."""
+    batch_size: int = Field(16, ge=1)
+    """Blocks per optimizer step."""
+    lr: float = Field(1e-3, gt=0)
+    """Peak learning rate (a model trained from scratch at this size needs about 1e-3)."""
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
+    """Share of the steps spent warming the learning rate up linearly from 0."""
+    weight_decay: float = Field(0.01, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas (GPT-3's, Brown et al., 2020, as most pretraining since)."""
+    grad_clip: float = Field(1.0, gt=0)
+    checkpoint_every: int = Field(200, ge=1)
+    """Optimizer steps between resumable checkpoints (model, optimizer, schedule, step)."""
+    log_every: int = Field(50, ge=1)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -525,6 +565,73 @@ class SFTRecipe(StrictModel):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
+class PretrainRecipe(StrictModel):
+    """`cogrl pretrain`: train a model on a corpus the environment generates (`corpus` is validated by the
+    environment's `CorpusOptions`; countdown: arithmetic and direct derivations, optionally search traces)."""
+
+    name: str
+    seed: int = 0
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    model: ModelConfig
+    corpus: dict[str, Any] = Field(default_factory=dict)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _validate_corpus(self) -> PretrainRecipe:
+        check_corpus(self.env.name, self.corpus, "corpus")
+        return self
+
+
+def check_corpus(env_name: str, corpus: dict[str, Any], prefix: str) -> None:
+    """Validate a `corpus` block against the environment's `CorpusOptions` (ValueError naming the key)."""
+    from cogrl.envs import get_env_class
+
+    corpus_model = getattr(get_env_class(env_name), "CorpusOptions", None)
+    if corpus_model is None:
+        raise ValueError(
+            f"{prefix}: env {env_name!r} cannot generate a pretraining corpus (no CorpusOptions)"
+        )
+    try:
+        corpus_model.model_validate(corpus)
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc, corpus_model, prefix=prefix)) from None
+
+
+class BaseConfig(StrictModel):
+    """A sweep's `base` stage: pretrain the base model (`train.model`, on `train.env`'s generated corpus)
+    before priming, so every condition and seed starts from the same pretrained model (`cogrl.pretraining`;
+    built once under a content address and reused by any sweep that asks for the same base)."""
+
+    corpus: dict[str, Any] = Field(default_factory=dict)
+    """The environment's corpus options (countdown: documents, arithmetic_fraction, search_fraction)."""
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    seed: int = 0
+    """The base's own seed: one base for every sweep seed (the seeds vary priming, SFT and RL)."""
+
+
+class VerdictConfig(StrictModel):
+    """The decision rule of a sweep, fixed before the runs (`cogrl.experiments.verdict`): the treatment's
+    RL gain (end minus step-0 test accuracy, mean over seeds) must exceed the best control's by `margin`
+    and by `sd_multiple` pooled standard deviations, after every gate has passed."""
+
+    treatment: str
+    """The behavior-primed condition under test (e.g. all_strategies)."""
+    controls: list[str] = Field(min_length=1)
+    """The conditions it must beat; the one with the largest mean gain is the comparison."""
+    margin: float = Field(0.05, ge=0.0)
+    """Least difference in mean gain (absolute accuracy) that counts."""
+    sd_multiple: float = Field(2.0, ge=0.0)
+    """The difference must also exceed this many pooled standard deviations of the two conditions' gains."""
+    pass_k: int = Field(8, ge=1)
+    """The pass@k of the step-0 gate and the summary (k <= trainer.eval_samples)."""
+    min_base_probe_accuracy: float = Field(0.0, ge=0.0, le=1.0)
+    """Gate: the pretrained base's accuracy on the probe set `gate_probe` must reach this."""
+    gate_probe: str = "arithmetic"
+    """Which of the environment's probe sets the gate reads (countdown: `arithmetic`, fresh equation lines;
+    `unseen_equations`, equations no corpus document shows)."""
+
+
 NO_PRIMING = "none"
 """The sweep condition that skips priming: RL starts from the base model (the paper's `base_ppo`)."""
 
@@ -551,6 +658,10 @@ class SweepRecipe(StrictModel):
     """Validation rows per priming set (paper: 200); their loss is reported by the SFT step."""
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     """One run per condition per seed; a seed drives the priming set, the SFT and the RL run alike."""
+    base: BaseConfig | None = None
+    """Pretrain the base model first (the CPU miniature); None: `train.model` is the base as it is."""
+    verdict: VerdictConfig | None = None
+    """The decision rule, stated before the runs; the sweep writes `summary.json` and prints the verdict."""
 
     @field_validator("conditions")
     @classmethod
@@ -576,6 +687,19 @@ class SweepRecipe(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> SweepRecipe:
+        if self.verdict is not None:
+            named = [self.verdict.treatment, *self.verdict.controls]
+            if missing := [c for c in named if c not in self.conditions]:
+                raise ValueError(f"verdict names conditions the sweep does not run: {missing}")
+            if self.verdict.pass_k > self.train.trainer.eval_samples:
+                raise ValueError(
+                    f"verdict.pass_k {self.verdict.pass_k} needs train.trainer.eval_samples >= it "
+                    f"(now {self.train.trainer.eval_samples})"
+                )
+        if self.base is not None:
+            if self.train.model.tiny is None:
+                raise ValueError("base: pretraining builds on a tiny model; set train.model.tiny")
+            check_corpus(self.train.env.name, self.base.corpus, "base.corpus")
         if self.sft.dataset is not None:
             raise ValueError("sft.dataset: the sweep builds each condition's priming set; leave it unset")
         if "condition" in self.sft.model_fields_set:

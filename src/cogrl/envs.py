@@ -13,9 +13,12 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from cogrl.behaviors.types import BehaviorTags
 
 ENTRY_POINT_GROUP = "cogrl.envs"
 
@@ -99,6 +102,28 @@ class TraceWriter(Protocol):
     def write_trace(
         self, task: Task, behaviors: frozenset[str], correct: bool, rng: random.Random
     ) -> Trace: ...
+
+
+@runtime_checkable
+class BehaviorCounter(Protocol):
+    """Optional capability: environments whose trace format makes behavior counts exact (a parser, not a
+    tagger's estimate). Returns None for a completion it cannot count (then a tagger is used)."""
+
+    def count_behaviors(self, completion: str, task: Task) -> BehaviorTags | None: ...
+
+
+@runtime_checkable
+class CorpusWriter(Protocol):
+    """Optional capability: environments that generate a pretraining corpus (`cogrl pretrain`).
+
+    ``CorpusOptions`` validates a recipe's ``corpus`` block; ``corpus_probes`` gives named sets of held-out
+    (prompt, expected continuation) pairs, scored by exact match after greedy decoding."""
+
+    CorpusOptions: ClassVar[type[BaseModel]]
+
+    def write_corpus(self, options: BaseModel) -> list[str]: ...
+
+    def corpus_probes(self, options: BaseModel) -> dict[str, list[tuple[str, str]]]: ...
 
 
 class UnknownEnvironmentError(LookupError):

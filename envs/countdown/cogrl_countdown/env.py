@@ -14,8 +14,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cogrl.behaviors.types import BehaviorTags
 from cogrl.envs import Score, Task, Trace
-from cogrl_countdown import generator, paper_scorer, prompts, scorer, solver, traces
+from cogrl_countdown import corpus, generator, paper_scorer, prompts, scorer, search_traces, solver, traces
 
 
 class CountdownOptions(BaseModel):
@@ -67,6 +68,18 @@ class CountdownOptions(BaseModel):
     decimals pass, values are compared with a 1e-5 float tolerance. Its accuracy curves were made with it.
     Every score also carries the other scorer's verdict (``Score.details``: ``scorer``, ``<other>_reward``,
     ``<other>_reason``, ``<other>_correct``), so rollout logs show both."""
+    trace_style: Literal["narrative", "search"] = "narrative"
+    """How synthetic priming traces are written. ``narrative``: prose attempts with behavior phrases, the
+    style of LLM-written traces, which the regex tagger and the judge read (``traces``). ``search``: a real
+    depth-first search whose checks, abandoned branches, subgoals and work-back steps are the computation
+    (Stream of Search, Gandhi et al., 2024; ``search_traces``); an incorrect trace is a search that ran out
+    of budget, and model outputs in this format are counted exactly (``count_behaviors``)."""
+    search_max_value: int = Field(999, ge=1)
+    """``search`` traces: the largest intermediate value a step may produce (steps beyond it are not taken),
+    which bounds the arithmetic a tiny model must learn; a problem that needs more is skipped."""
+    search_max_chars: int = Field(600, ge=50)
+    """``search`` traces: the longest thought written, in characters; a solved trace must fit (the writer
+    tries other expansion orders, and a problem with none is skipped), a failing one stops at it."""
 
     @field_validator("held_out_targets", mode="before")
     @classmethod
@@ -163,6 +176,7 @@ class CountdownEnv:
 
     name: ClassVar[str] = "countdown"
     Options: ClassVar[type[BaseModel]] = CountdownOptions
+    CorpusOptions: ClassVar[type[BaseModel]] = corpus.CorpusOptions
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
 
     def __init__(self, options: BaseModel) -> None:
@@ -258,10 +272,52 @@ class CountdownEnv:
         return solver.solutions(task.data["numbers"], task.data["target"], limit=max_solutions)
 
     def write_trace(self, task: Task, behaviors: frozenset[str], correct: bool, rng: random.Random) -> Trace:
-        """A programmatic reasoning trace with the given behaviors (priming sets; see ``traces``)."""
+        """A programmatic reasoning trace with the given behaviors (priming sets), in ``trace_style``.
+        Raises ValueError when a ``search`` trace of the requested kind does not fit ``search_max_chars``."""
         data = task.data
+        if self.options.trace_style == "search":
+            return search_traces.write_search_trace(
+                data["numbers"],
+                data["target"],
+                behaviors,
+                correct,
+                rng,
+                max_chars=self.options.search_max_chars,
+                max_value=self.options.search_max_value,
+            )
         return traces.write_countdown_trace(
             data["numbers"], data["target"], behaviors, correct, rng, data.get("solution")
+        )
+
+    def count_behaviors(self, completion: str, task: Task) -> BehaviorTags | None:
+        """Exact behavior counts of a completion in the ``search`` format (None for the narrative style,
+        where only taggers can estimate them)."""
+        if self.options.trace_style != "search":
+            return None
+        return self.search_counts(completion, task).tags
+
+    def search_counts(self, completion: str, task: Task) -> search_traces.SearchCounts:
+        """The exact counter's full reading (true and false checks and steps, give-ups) of a completion's
+        thought: the text before ``</think>``, which is where its spans point (the thought opens the
+        completion)."""
+        thought = completion.split(prompts.THINK_END, 1)[0]
+        return search_traces.count_search_behaviors(thought, task.data["target"])
+
+    def write_corpus(self, options: BaseModel) -> list[str]:
+        """A pretraining corpus of arithmetic and train-split derivations (``corpus``)."""
+        return corpus.write_corpus(
+            self.tasks("train"),
+            corpus.CorpusOptions.model_validate(options.model_dump()),
+            self.options.search_max_chars,
+            self.options.search_max_value,
+        )
+
+    def corpus_probes(self, options: BaseModel) -> dict[str, list[tuple[str, str]]]:
+        """Arithmetic probes (prompt, expected continuation): fresh lines, and equations no document shows."""
+        return corpus.probes(
+            self.tasks("train"),
+            corpus.CorpusOptions.model_validate(options.model_dump()),
+            self.options.search_max_value,
         )
 
     def completion(self, thought: str, answer: str) -> str:

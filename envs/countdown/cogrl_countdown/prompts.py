@@ -67,6 +67,9 @@ def custom_prompt(template: str, numbers: Sequence[int], target: int) -> str:
     return template.format(numbers=list(numbers), target=target)
 
 
+THINK_END = "</think>"
+
+
 def completion(thought: str, answer: str) -> str:
     """The response text for the base template: what follows the prompt's opening ``<think>``."""
-    return f"{thought}</think>\n<answer>{answer}</answer>"
+    return f"{thought}{THINK_END}\n<answer>{answer}</answer>"

@@ -16,7 +16,7 @@ The writer runs a real depth-first search and writes down what it does, one even
     21 - 5 = 16 -> [16]
     16 == 16                     the search ends because this check succeeded
 
-Every step is whole, non-negative (zero excluded) and at most ``MAX_VALUE``; expansion order is shuffled by
+Every step is whole, non-negative (zero excluded) and at most ``max_value`` (default ``MAX_VALUE``); expansion order is shuffled by
 the caller's seeded ``random.Random``. After a subgoal is reached, the step that combines it with the number
 set aside is written and checked against the enclosing goal. Behaviors switch independently: without
 verification no check lines are written; without backtracking failed branches are searched but not written
@@ -64,6 +64,7 @@ class _Search:
     rng: random.Random
     max_nodes: int
     max_chars: int
+    max_value: int = MAX_VALUE
     lines: list[tuple[str, str | None]] = field(default_factory=list)
     chars: int = 0
     nodes: int = 0
@@ -85,9 +86,9 @@ class _Search:
         ``complete``: ``items`` stand for all the task's numbers (its leaves are candidate answers)."""
         if len(items) == 1:
             return self.leaf(items[0], goal, complete)
-        moves: list[tuple] = [("step", *move) for move in forward_moves(items)]
+        moves: list[tuple] = [("step", *move) for move in forward_moves(items, self.max_value)]
         if len(items) >= 3 and (SUBGOAL in self.behaviors or BACKWARD in self.behaviors):
-            moves += [("split", *move) for move in decompositions(items, goal)]
+            moves += [("split", *move) for move in decompositions(items, goal, self.max_value)]
         self.rng.shuffle(moves)
         for k, move in enumerate(moves):
             lines, chars = len(self.lines), self.chars
@@ -144,8 +145,10 @@ class _Search:
         return self.leaf((goal, f"({sub} {op} {items[k][1]})"), goal, complete)
 
 
-def forward_moves(items: Sequence[tuple[int, str]]) -> list[tuple[int, int, str, int]]:
-    """(i, j, op, result) for every pair, larger operand first, with a whole result in 1..MAX_VALUE;
+def forward_moves(
+    items: Sequence[tuple[int, str]], max_value: int = MAX_VALUE
+) -> list[tuple[int, int, str, int]]:
+    """(i, j, op, result) for every pair, larger operand first, with a whole result in 1..max_value;
     equal value pairs are tried once."""
     seen, out = set(), []
     for i in range(len(items)):
@@ -154,26 +157,28 @@ def forward_moves(items: Sequence[tuple[int, str]]) -> list[tuple[int, int, str,
             if i == j or a < b or (a == b and i > j):
                 continue
             for op in "+-*/":
-                result = apply(op, a, b)
+                result = apply(op, a, b, max_value)
                 if result is not None and (a, op, b) not in seen:
                     seen.add((a, op, b))
                     out.append((i, j, op, result))
     return out
 
 
-def apply(op: str, a: int, b: int) -> int | None:
+def apply(op: str, a: int, b: int, max_value: int = MAX_VALUE) -> int | None:
     result = {"+": a + b, "-": a - b, "*": a * b, "/": a // b if b and a % b == 0 else 0}[op]
-    return result if 0 < result <= MAX_VALUE else None
+    return result if 0 < result <= max_value else None
 
 
-def decompositions(items: Sequence[tuple[int, str]], goal: int) -> list[tuple[int, str, str, int]]:
+def decompositions(
+    items: Sequence[tuple[int, str]], goal: int, max_value: int = MAX_VALUE
+) -> list[tuple[int, str, str, int]]:
     """(k, op, inverse, need): ``goal = need op items[k]``, with ``need`` whole, new and in range."""
     seen, out = set(), []
     for k, (n, _) in enumerate(items):
         for op, inverse in (("+", "-"), ("-", "+"), ("*", "/"), ("/", "*")):
             if op in "*/" and n == 1:
                 continue
-            need = apply(inverse, goal, n)
+            need = apply(inverse, goal, n, max_value)
             if need is not None and need != goal and (n, op) not in seen:
                 seen.add((n, op))
                 out.append((k, op, inverse, need))
@@ -199,21 +204,23 @@ def write_search_trace(
     rng: random.Random,
     max_nodes: int = MAX_NODES,
     max_chars: int = MAX_CHARS,
+    max_value: int = MAX_VALUE,
 ) -> Trace:
     """A search trace for one task. ``correct``: the search finds a solution within ``max_nodes`` and
     ``max_chars``; otherwise its budget is cut below what this expansion order needs, so it gives up.
+    Steps whose result exceeds ``max_value`` are never taken (a smaller arithmetic for tiny models).
     Raises ValueError when no expansion order of ``TRIES`` gives the requested kind."""
     unknown = set(behaviors) - set(BEHAVIORS)
     if unknown:
         raise ValueError(f"unknown behaviors {sorted(unknown)}; the writer knows {sorted(BEHAVIORS)}")
     for _ in range(TRIES):
         seed = rng.getrandbits(64)
-        full = _run(numbers, target, behaviors, seed, max_nodes, max_chars)
+        full = _run(numbers, target, behaviors, seed, max_nodes, max_chars, max_value)
         if correct and full[1] is not None:
             return full[0]
         if not correct and full[1] is not None and full[1] >= 2:
             trace, _ = _run(
-                numbers, target, behaviors, seed, rng.randint(full[1] // 2, full[1] - 1), max_chars
+                numbers, target, behaviors, seed, rng.randint(full[1] // 2, full[1] - 1), max_chars, max_value
             )
             if not trace.correct:
                 return trace
@@ -222,10 +229,16 @@ def write_search_trace(
 
 
 def _run(
-    numbers: Sequence[int], target: int, behaviors: frozenset[str], seed: int, max_nodes: int, max_chars: int
+    numbers: Sequence[int],
+    target: int,
+    behaviors: frozenset[str],
+    seed: int,
+    max_nodes: int,
+    max_chars: int,
+    max_value: int,
 ) -> tuple[Trace, int | None]:
     """The trace of one search and the expansions it used to succeed (None when it did not)."""
-    search = _Search(frozenset(behaviors), random.Random(seed), max_nodes, max_chars)
+    search = _Search(frozenset(behaviors), random.Random(seed), max_nodes, max_chars, max_value)
     search.lines.append((f"{show(numbers)} -> {target}", None))
     try:
         answer = search.search([(n, str(n)) for n in numbers], target, complete=True)

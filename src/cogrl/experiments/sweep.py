@@ -2,6 +2,12 @@
 
     <out>/sweep.yaml                  the resolved sweep recipe (a re-run must match it)
     <out>/sweep.json                  status of every (condition, seed): done / failed (with the error)
+    <out>/summary.json                accuracy at step 0 and at the end per (condition, seed), means and sds,
+                                      the gates and the verdict (cogrl.experiments.verdict)
+    <out>/sweep.log                   everything the libraries print (`cogrl sweep`; the terminal shows progress)
+    <out>/base/                       the base stage's wandb files (the base model itself is content-addressed
+                                      under ~/.cache/cogrl/models/base-<hash>, shared by every sweep that
+                                      asks for the same one)
     <out>/<condition>/prime/          the priming set (cogrl.priming.dataset; written atomically)
     <out>/<condition>/sft/            the primed model (cogrl.priming.sft; written atomically)
     <out>/<condition>/rl/             the RL run directory (cogrl.rl.runs.RunDir)
@@ -22,6 +28,8 @@ from typing import Any
 
 from cogrl.config import (
     NO_PRIMING,
+    LoggingConfig,
+    PretrainRecipe,
     SweepRecipe,
     TrainRecipe,
     apply_override,
@@ -35,6 +43,7 @@ from cogrl.rl.memory import plan_memory
 
 Log = Callable[[str], None]
 MANIFEST = "sweep.json"
+SUMMARY = "summary.json"
 RECIPE_FILE = "sweep.yaml"
 
 
@@ -67,6 +76,8 @@ class SweepRun:
     condition: str
     seed: int
     root: Path
+    sweep: Path
+    """The sweep directory the run belongs to."""
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -80,7 +91,7 @@ def sweep_runs(recipe: SweepRecipe, out: Path) -> list[SweepRun]:
     """Every (condition, seed) in recipe order, conditions outermost."""
     several = len(recipe.seeds) > 1
     return [
-        SweepRun(condition, seed, out / condition / (f"seed-{seed}" if several else ""))
+        SweepRun(condition, seed, out / condition / (f"seed-{seed}" if several else ""), out)
         for condition in recipe.conditions
         for seed in recipe.seeds
     ]
@@ -135,12 +146,75 @@ def plan_text(recipe: SweepRecipe, out: Path) -> str:
 # --------------------------------------------------------------------------------------------------------
 # Stages
 # --------------------------------------------------------------------------------------------------------
+def base_recipe(recipe: SweepRecipe) -> PretrainRecipe | None:
+    """The pretraining recipe of the sweep's `base` stage (None when the sweep has none)."""
+    if recipe.base is None:
+        return None
+    return PretrainRecipe(
+        name=f"{recipe.name}-base",
+        seed=recipe.base.seed,
+        env=recipe.train.env,
+        model=recipe.train.model,
+        corpus=recipe.base.corpus,
+        pretrain=recipe.base.pretrain,
+        logging=recipe.train.logging,
+    )
+
+
 def base_model_dir(recipe: SweepRecipe) -> Path:
-    """The model every condition starts from (a tiny model is built once and cached)."""
+    """The model every condition starts from: the pretrained base (content-addressed, built by `build_base`)
+    or the train recipe's model (a tiny model is built once and cached)."""
     from cogrl.envs import make_env
     from cogrl.models import resolve_model
+    from cogrl.pretraining import cached_base_dir
 
+    if (pretraining := base_recipe(recipe)) is not None:
+        return cached_base_dir(pretraining)
     return resolve_model(recipe.train.model, make_env(recipe.train.env.name, recipe.train.env.options))
+
+
+def build_base(recipe: SweepRecipe, out: Path, log: Log) -> dict[str, Any] | None:
+    """Pretrain the sweep's base unless a finished one with the same content address exists; returns what
+    summary.json records of it (None without a `base` stage). Its wandb files go to <out>/base/."""
+    from cogrl.pretraining import METADATA_FILE, cached_base_dir, pretrain
+
+    pretraining = base_recipe(recipe)
+    if pretraining is None:
+        return None
+    target = cached_base_dir(pretraining)
+    if (target / METADATA_FILE).is_file():
+        log(f"base: reusing {target}")
+    else:
+        log(f"base: pretraining -> {target}")
+        logging = pretraining.logging.model_copy(
+            update={"wandb_group": wandb_group(recipe, out), "wandb_name": "base", "wandb_tags": ["base"]}
+        )
+        pretrain(pretraining.model_copy(update={"logging": logging}), target, log, tracking_dir=out / "base")
+    meta = json.loads((target / METADATA_FILE).read_text(encoding="utf-8"))
+    return {
+        "dir": str(target),
+        "content_address": meta["content_address"],
+        "probes": meta["probes"],
+        "tokens": meta["tokens"],
+        "final_loss": meta["final_loss"],
+        "seconds": meta["seconds"],
+    }
+
+
+def wandb_group(recipe: SweepRecipe, out: Path) -> str:
+    """One wandb group per sweep directory: the sweep's name and the directory's."""
+    return f"{recipe.name}:{out.resolve().name}"
+
+
+def stage_logging(recipe: SweepRecipe, out: Path, run: SweepRun, stage: str) -> LoggingConfig:
+    """The train recipe's logging, named and tagged for one stage of one (condition, seed)."""
+    return recipe.train.logging.model_copy(
+        update={
+            "wandb_group": wandb_group(recipe, out),
+            "wandb_name": f"{run.condition}/seed-{run.seed}/{stage}",
+            "wandb_tags": [run.condition, f"seed-{run.seed}", stage],
+        }
+    )
 
 
 def priming_env(recipe: SweepRecipe) -> Any:
@@ -190,15 +264,21 @@ def prime_model(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
         seed=run.seed,
         out_dir=run.stage_dir("sft"),
         log=log,
+        logging=stage_logging(recipe, run.sweep, run, "sft"),
     )
 
 
-def rl_recipe(recipe: SweepRecipe, run: SweepRun) -> TrainRecipe:
-    """The train recipe of one condition: same RL, started from its primed model, with its seed."""
+def rl_recipe(recipe: SweepRecipe, run: SweepRun, out: Path | None = None) -> TrainRecipe:
+    """The train recipe of one condition: same RL, started from its primed model (or the pretrained base for
+    `none`), with its seed; with `out`, its wandb run is named and grouped within the sweep."""
     raw = recipe.train.model_dump(mode="json")
     raw.update(name=f"{recipe.name}-{run.condition}-seed{run.seed}", seed=run.seed, warmup=None)
     if run.condition != NO_PRIMING:
         raw["model"] = {"path": str(run.stage_dir("sft").resolve()), "dtype": recipe.train.model.dtype}
+    elif recipe.base is not None:
+        raw["model"] = {"path": str(base_model_dir(recipe)), "dtype": recipe.train.model.dtype}
+    if out is not None:
+        raw["logging"] = stage_logging(recipe, out, run, "rl").model_dump(mode="json")
     return validate_recipe(raw, TrainRecipe, source=f"sweep {recipe.name}, condition {run.condition}")
 
 
@@ -208,7 +288,7 @@ def train_rl(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
 
     rl_dir = run.stage_dir("rl")
     if rl_progress(rl_dir) is None:
-        run_dir = RunDir.create(rl_recipe(recipe, run), rl_dir)
+        run_dir = RunDir.create(rl_recipe(recipe, run, run.sweep), rl_dir)
     else:
         run_dir = RunDir.resume(rl_dir)
         log(f"{run.condition}: resuming {rl_dir}")
@@ -233,6 +313,8 @@ class Stages:
 @dataclass
 class SweepResult:
     runs: list[dict[str, Any]] = field(default_factory=list)
+    base: dict[str, Any] | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -252,7 +334,7 @@ def run_sweep(recipe: SweepRecipe, out: Path, log: Log = print, stages: Stages =
             f"{out}: holds a sweep with a different recipe ({saved}); use another --out or the same recipe"
         )
     write_atomic(saved, resolved)
-    result = SweepResult()
+    result = SweepResult(base=build_base(recipe, out, log))
     for run in sweep_runs(recipe, out):
         entry: dict[str, Any] = {
             "condition": run.condition,
@@ -271,7 +353,59 @@ def run_sweep(recipe: SweepRecipe, out: Path, log: Log = print, stages: Stages =
         except Exception as exc:  # one condition's failure must not cost the others their runs
             entry.update(status="failed", stage=stage, error=f"{type(exc).__name__}: {exc}")
             log(f"{run.condition} (seed {run.seed}): {stage} FAILED: {entry['error']}")
-            log("".join(traceback.format_exception(exc)))
+            traceback.print_exception(exc)  # to stderr: the sweep's log file under `cogrl sweep`
         result.runs.append(entry)
         write_atomic(out / MANIFEST, json.dumps({"sweep": recipe.name, "runs": result.runs}, indent=2) + "\n")
+    result.summary = write_summary(recipe, out, result.base)
+    for line in summary_lines(result.summary):
+        log(line)
     return result
+
+
+def write_summary(recipe: SweepRecipe, out: Path, base: dict[str, Any] | None) -> dict[str, Any]:
+    """summary.json: per (condition, seed) the step-0 and final test accuracy, gain and pass@k; per condition
+    their mean and sd over seeds; the base's figures; the gates and the verdict of the recipe's rule."""
+    from cogrl.experiments import verdict
+
+    k = recipe.verdict.pass_k if recipe.verdict else recipe.train.trainer.eval_samples
+    pass_key = f"eval/pass@{k}"
+    runs = [
+        verdict.run_result(r.condition, r.seed, r.stage_dir("rl"), pass_key) for r in sweep_runs(recipe, out)
+    ]
+    table = verdict.by_condition(runs, recipe.conditions)
+    decision = None
+    if recipe.verdict is not None:
+        probe = (base["probes"].get(recipe.verdict.gate_probe) or {}).get("accuracy") if base else None
+        decision = verdict.decide(recipe.verdict, runs, table, probe)
+    summary = {
+        "sweep": recipe.name,
+        "metric": "eval/accuracy (first sample per test problem, temperature "
+        f"{recipe.train.rollout.temperature:g}, {recipe.train.trainer.eval_problems} problems)",
+        "pass_key": pass_key,
+        "base": base,
+        "runs": runs,
+        "conditions": table,
+        "verdict": decision,
+    }
+    write_atomic(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The gates, the table and the verdict sentence, as the terminal shows them at the end of a sweep."""
+    from cogrl.experiments import verdict
+
+    lines = [""]
+    if summary["base"]:
+        base = summary["base"]
+        probes = ", ".join(f"{name} {p['accuracy']:.3f} (n={p['n']})" for name, p in base["probes"].items()
+                           if p["accuracy"] is not None)  # fmt: skip
+        lines.append(
+            f"base: {base['tokens']:,} tokens, final loss {base['final_loss']:.3f}; probes: {probes}"
+        )
+    if summary["verdict"]:
+        lines += verdict.gate_lines(summary["verdict"])
+    lines += ["", *verdict.table_lines(summary["conditions"], summary["pass_key"]), ""]
+    if summary["verdict"]:
+        lines.append(summary["verdict"]["sentence"])
+    return lines

@@ -95,8 +95,21 @@ def build_synthetic(
     """A priming set written by the environment's trace writer: ``n`` train and ``n_val`` validation rows."""
     if condition.needs_tokenizer and tokenizer is None:
         raise InputError(f"condition {condition.name!r} needs a tokenizer (--tokenizer DIR)")
-    tasks = priming_tasks(env, n + n_val, seed)
-    rows = [synthetic_row(env, task, condition, seed, tokenizer) for task in tasks]
+    priming_tasks(env, n + n_val, seed)  # refuses a train split that is too small, naming the option
+    rows: list[dict] = []
+    skipped = 0
+    for task in priming_tasks(env, len(env.tasks("train")), seed):
+        if len(rows) == n + n_val:
+            break
+        try:
+            rows.append(synthetic_row(env, task, condition, seed, tokenizer))
+        except ValueError:  # the writer cannot write this kind of trace for this task within its limits
+            skipped += 1
+    if len(rows) < n + n_val:
+        raise InputError(
+            f"condition {condition.name!r}: only {len(rows)} of {n + n_val} tasks have such a trace "
+            f"({skipped} skipped by the trace writer's limits); ask for fewer rows or relax the limits"
+        )
     return to_dataset_dict(rows[:n], rows[n:])
 
 

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cogrl.config import SFTConfig, SFTRecipe, dump_recipe
+from cogrl.config import LoggingConfig, SFTConfig, SFTRecipe, dump_recipe
 from cogrl.envs import Environment, make_env
 from cogrl.files import InputError, atomic_path
 from cogrl.models import load_causal_lm, load_tokenizer, resolve_model
 from cogrl.priming.conditions import get_condition
 from cogrl.priming.dataset import build_synthetic, load_priming_set
+from cogrl.tracking import Tracker
 
 if TYPE_CHECKING:
     import datasets
@@ -37,8 +38,10 @@ def run_sft(
     seed: int = 0,
     out_dir: str | Path | None = None,
     log: Callable[[str], None] = print,
+    logging: LoggingConfig | None = None,
 ) -> Path:
-    """Fine-tune on a priming set and return the output model directory. Two ways to call it:
+    """Fine-tune on a priming set and return the output model directory. Two ways to call it (``logging``:
+    wandb settings for the second; a recipe carries its own):
 
     run_sft(recipe, out_dir)                                       # `cogrl prime sft RECIPE.yaml`
     run_sft(model_dir, sft_config, env, seed=0, out_dir=out_dir)   # an RL recipe's `warmup` block
@@ -53,7 +56,7 @@ def run_sft(
         return fine_tune(model_dir, recipe.sft, env, recipe.seed, Path(out), log, recipe=recipe)
     if not isinstance(sft, SFTConfig) or env is None or out_dir is None:
         raise TypeError("run_sft(model_dir, sft_config, env, seed=..., out_dir=...) needs all four")
-    return fine_tune(Path(recipe_or_model), sft, env, seed, Path(out_dir), log)
+    return fine_tune(Path(recipe_or_model), sft, env, seed, Path(out_dir), log, logging=logging)
 
 
 def priming_rows(config: SFTConfig, env: Environment, tokenizer: Any, seed: int) -> datasets.DatasetDict:
@@ -87,6 +90,7 @@ def fine_tune(
     out_dir: Path,
     log: Callable[[str], None] = print,
     recipe: SFTRecipe | None = None,
+    logging: LoggingConfig | None = None,
 ) -> Path:
     import torch
     from transformers import set_seed
@@ -117,6 +121,10 @@ def fine_tune(
     on_gpu = torch.cuda.is_available()
     dtype = recipe.model.dtype if recipe is not None else ("bfloat16" if on_gpu else "float32")
     model = load_causal_lm(model_dir, dtype=dtype)
+    logging = recipe.logging if recipe is not None else logging or LoggingConfig(wandb_mode="disabled")
+    tracker = Tracker(
+        out_dir.with_name(f"{out_dir.name}-wandb"), logging, config.model_dump(mode="json"), "sft"
+    )
     with atomic_path(out_dir) as tmp:
         args = TRLConfig(
             output_dir=str(tmp / "trainer"),
@@ -141,10 +149,16 @@ def fine_tune(
             disable_tqdm=True,
         )
         trainer = SFTTrainer(
-            model=model, args=args, train_dataset=train, eval_dataset=validation, processing_class=tokenizer
+            model=model,
+            args=args,
+            train_dataset=train,
+            eval_dataset=validation,
+            processing_class=tokenizer,
+            callbacks=[tracking_callback(tracker)],
         )
         result = trainer.train()
         evaluation = trainer.evaluate() if validation is not None and validation.num_rows else {}
+        tracker.finish()
         trainer.save_model(str(tmp))
         tokenizer.padding_side = "left"
         tokenizer.save_pretrained(str(tmp))
@@ -164,3 +178,18 @@ def fine_tune(
             (tmp / "config.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
     log(f"sft: {result.global_step} steps, train loss {result.training_loss:.4f} -> {out_dir}")
     return out_dir
+
+
+def tracking_callback(tracker: Tracker) -> Any:
+    """A transformers callback that sends the trainer's logs (loss, lr, grad norm) to cogrl's tracker as
+    `sft/*`, so SFT logs to wandb like every other stage, named and grouped by the same settings."""
+    from transformers import TrainerCallback
+
+    class TrackerCallback(TrainerCallback):
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
+        ) -> None:
+            numbers = {f"sft/{k}": v for k, v in (logs or {}).items() if isinstance(v, int | float)}
+            tracker.log(state.global_step, numbers)
+
+    return TrackerCallback()

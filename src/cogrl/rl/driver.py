@@ -13,11 +13,13 @@ Everything random is derived from (recipe seed, step), so a resumed run redoes e
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +29,7 @@ from cogrl import QUIET_ENV
 from cogrl.behaviors import BehaviorTags
 from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.config import TrainRecipe
-from cogrl.envs import Environment, Score, Task, make_env
+from cogrl.envs import BehaviorCounter, Environment, Score, Task, make_env
 from cogrl.files import InputError
 from cogrl.rl.algorithms import ADVANTAGE_ESTIMATORS
 from cogrl.rl.batch import Experience, Generation
@@ -36,7 +38,7 @@ from cogrl.rl.metrics import eval_metrics, rollout_metrics
 from cogrl.rl.placement import place
 from cogrl.rl.runs import RunDir
 from cogrl.rl.sync import probe_tokens, push_weights
-from cogrl.rl.tracking import Tracker
+from cogrl.tracking import Tracker
 
 
 def derive_seed(seed: int, *keys: object) -> int:
@@ -168,6 +170,11 @@ class Trainer:
         except ValueError as exc:  # e.g. a missing or malformed dataset file
             raise InputError(f"env {recipe.env.name}: {exc}") from None
         self.tagger = RegexTagger(recipe.behaviors.patterns) if recipe.behaviors.tag_rollouts else None
+        self.counter = self.env if isinstance(self.env, BehaviorCounter) else None
+        if recipe.behaviors.method == "regex":
+            self.counter = None
+        elif self.counter is None:
+            raise InputError(f"behaviors.method exact: env {recipe.env.name!r} has no exact behavior counter")
 
         model_dir = resolve_model(recipe.model, self.env)
         init_ray(recipe)
@@ -202,7 +209,7 @@ class Trainer:
             slots=worker_slots,
             sleep_mode=t.placement == "colocated",
         )
-        self.tracker = Tracker(run, recipe)
+        self.tracker = Tracker(run.root, recipe.logging, recipe.model_dump(mode="json"))
 
     def _warm_up(self, model_dir: Path) -> Path:
         """SFT before RL (run once; a resumed run reuses the finished warm-up model)."""
@@ -224,13 +231,27 @@ class Trainer:
     def tag(self, tasks: Sequence[Task], generations: Sequence[Generation]) -> list[BehaviorTags] | None:
         if self.tagger is None:
             return None
-        return [self.tagger.tag(g.text, **task_hints(tasks[g.prompt_index])) for g in generations]
+        return [self._tag_one(g.text, tasks[g.prompt_index]) for g in generations]
+
+    def _tag_one(self, text: str, task: Task) -> BehaviorTags:
+        if self.counter is not None and (tags := self.counter.count_behaviors(text, task)) is not None:
+            return tags
+        return self.tagger.tag(text, **task_hints(task))
 
     def evaluate(self, step: int) -> dict[str, float]:
         """The paper's protocol on the test split: sampled at the training temperature, first sample scored
         for accuracy, plus avg@k/pass@k when trainer.eval_samples > 1."""
-        k = self.recipe.trainer.eval_samples
-        generations = self.generate(self.test_tasks, n=k, seed=derive_seed(self.recipe.seed, "eval", step))
+        t = self.recipe.trainer
+        k = t.eval_samples
+        many = self.test_tasks[: t.eval_sampled_problems or len(self.test_tasks)]
+        once = self.test_tasks[len(many) :]
+        seed = derive_seed(self.recipe.seed, "eval", step)
+        generations = self.generate(many, n=k, seed=seed)
+        if once:
+            generations += [
+                dataclasses.replace(g, prompt_index=g.prompt_index + len(many))
+                for g in self.generate(once, n=1, seed=derive_seed(seed, "once"))
+            ]
         scores = self.score(self.test_tasks, generations)
         by_task: list[list[Score]] = [[] for _ in self.test_tasks]
         for generation, score in zip(generations, scores, strict=True):
@@ -239,9 +260,12 @@ class Trainer:
         metrics = eval_metrics(by_task)
         metrics.update(rollout_metrics(generations, scores, tags, "eval/"))
         # The test responses themselves, so reports count behaviors on them (as the paper did).
-        self.run_dir.log(
-            "eval_rollouts.jsonl", rollout_records(step, self.test_tasks, generations, scores, tags, k)
-        )
+        records = rollout_records(step, self.test_tasks, generations, scores, tags, k)
+        seen: Counter[int] = Counter()
+        for record, generation in zip(records, generations, strict=True):  # k samples, then one each
+            record["sample"] = seen[generation.prompt_index]
+            seen[generation.prompt_index] += 1
+        self.run_dir.log("eval_rollouts.jsonl", records)
         return metrics
 
     # -------------------------------------------------------------------------------------------- loop

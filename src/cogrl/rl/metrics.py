@@ -38,12 +38,32 @@ def rollout_metrics(
     return {f"{prefix}{key}": value for key, value in metrics.items()}
 
 
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimator of pass@k from n samples of which c are correct (Chen et al., 2021, "Evaluating
+    large language models trained on code"): 1 - C(n-c, k) / C(n, k), computed as a stable product."""
+    if not 0 < k <= n or not 0 <= c <= n:
+        raise ValueError(f"pass@k needs 0 < k <= n and 0 <= c <= n (n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    miss = 1.0
+    for i in range(n - c + 1, n + 1):
+        miss *= 1.0 - k / i
+    return 1.0 - miss
+
+
 def eval_metrics(scores_by_task: Sequence[Sequence[Score]]) -> dict[str, float]:
-    """The paper's protocol (accuracy of the first sample per problem) plus avg@k and pass@k over k samples."""
-    k = min(len(s) for s in scores_by_task)
-    return {
+    """The paper's protocol (accuracy of the first sample of every problem), and over the problems that
+    have n > 1 samples: avg@n and the unbiased pass@k for k = 1, 2, 4, ... up to n (and n itself)."""
+    metrics = {
         "eval/accuracy": fmean(float(s[0].correct) for s in scores_by_task),
-        f"eval/avg@{k}": fmean(fmean(float(x.correct) for x in s[:k]) for s in scores_by_task),
-        f"eval/pass@{k}": fmean(float(any(x.correct for x in s[:k])) for s in scores_by_task),
         "eval/problems": float(len(scores_by_task)),
     }
+    n = max(len(s) for s in scores_by_task)
+    sampled = [s for s in scores_by_task if len(s) == n]
+    if n > 1:
+        counts = [sum(x.correct for x in s) for s in sampled]
+        metrics[f"eval/avg@{n}"] = fmean(c / n for c in counts)
+        for k in sorted({1 << i for i in range(n.bit_length()) if 1 << i <= n} | {n}):
+            metrics[f"eval/pass@{k}"] = fmean(pass_at_k(n, c, k) for c in counts)
+        metrics["eval/pass_problems"] = float(len(sampled))
+    return metrics
