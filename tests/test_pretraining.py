@@ -10,7 +10,9 @@ from safetensors.torch import load_file
 
 from cogrl.config import PretrainConfig, PretrainRecipe
 from cogrl.files import InputError
-from cogrl.pretraining import STATE_FILE, batch_indices, content_address, lr_factor, pack, pretrain
+from cogrl.pretraining import (
+    STATE_FILE, batch_indices, block_tensors, content_address, lr_factor, pack, pretrain
+)  # fmt: skip
 
 ENV = dict(
     preset="priming", min_count=3, max_count=3, max_number=9, min_target=10, max_target=30, n_train=60,
@@ -32,16 +34,33 @@ class Crash(Exception):
     pass
 
 
-def test_pack_ends_documents_with_eos_and_keeps_only_full_blocks():
-    class Chars:
-        eos_token_id = 0
+class Chars:
+    eos_token_id = 0
 
-        def __call__(self, texts, add_special_tokens=False):
-            return {"input_ids": [[ord(c) for c in text] for text in texts]}
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [[ord(c) for c in text] for text in texts]}
 
+
+def test_stream_packing_ends_documents_with_eos_and_keeps_only_full_blocks():
     # a b c EOS d e EOS f EOS: three full blocks; with "g" added, its "g EOS" is a partial block, dropped
-    assert pack(Chars(), ["abc", "de", "f"], 3) == [[97, 98, 99], [0, 100, 101], [0, 102, 0]]
-    assert pack(Chars(), ["abc", "de", "f", "g"], 3) == [[97, 98, 99], [0, 100, 101], [0, 102, 0]]
+    assert pack(Chars(), ["abc", "de", "f"], 3, "stream") == [[97, 98, 99], [0, 100, 101], [0, 102, 0]]
+    assert pack(Chars(), ["abc", "de", "f", "g"], 3, "stream") == [[97, 98, 99], [0, 100, 101], [0, 102, 0]]
+
+
+def test_aligned_packing_starts_every_block_at_a_document():
+    # "de EOS" + "f EOS" do not fit in 4, so "f EOS" opens the next block; "abcdef EOS" (7) is cut 4 + 3
+    assert pack(Chars(), ["de", "f", "abcdef", "g"], 4) == [
+        [100, 101, 0], [102, 0], [97, 98, 99, 100], [101, 102, 0], [103, 0]
+    ]  # fmt: skip
+    assert pack(Chars(), ["a", "b"], 4) == [[97, 0, 98, 0]]
+
+
+def test_padding_is_neither_attended_nor_learned():
+    tensors = block_tensors([[5, 6, 7], [8]], seq_len=3, pad_id=7)
+    assert tensors["input_ids"].tolist() == [[5, 6, 7], [8, 7, 7]]
+    assert tensors["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    # the pad id 7 is a real token in the first block (a pad id may equal EOS): only the mask decides
+    assert tensors["labels"].tolist() == [[5, 6, 7], [8, -100, -100]]
 
 
 def test_batches_visit_every_block_once_per_epoch_and_depend_only_on_the_step():

@@ -491,13 +491,19 @@ class SFTConfig(StrictModel):
 
 class PretrainConfig(StrictModel):
     """Causal-LM training on a text corpus (`cogrl pretrain`, a sweep's `base` stage): documents, each ended
-    by EOS, are concatenated and cut into blocks of `seq_len` tokens (sequence packing, as GPT-style
-    pretraining does), so no compute goes to padding."""
+    by EOS, are packed into blocks of `seq_len` tokens (sequence packing)."""
 
     epochs: float = Field(1.0, gt=0)
     """Passes over the packed corpus."""
     seq_len: int = Field(512, ge=8)
     """Tokens per block."""
+    packing: Literal["aligned", "stream"] = "aligned"
+    """`stream`: the documents concatenated and cut every `seq_len` tokens (GPT-style, no padding), so a
+    block starts mid-document and a model rarely sees a document at position 0. `aligned`: whole documents
+    fill a block while they fit and the rest is padding (masked from attention and loss), so every block
+    starts where a document starts, as a prompt does at RL time. Measured on the CPU miniature's base (a
+    stream-packed one): 0.21 greedy accuracy on held-out arithmetic prompts at position 0, 0.91 on the same
+    prompts after an EOS."""
     batch_size: int = Field(16, ge=1)
     """Blocks per optimizer step."""
     lr: float = Field(1e-3, gt=0)

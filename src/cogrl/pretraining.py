@@ -62,10 +62,13 @@ def pretrain(
     tokenizer = load_tokenizer(model_dir)
     started = time.perf_counter()
     documents = env.write_corpus(corpus_options)
-    blocks = pack(tokenizer, documents, recipe.pretrain.seq_len)
+    blocks = pack(tokenizer, documents, recipe.pretrain.seq_len, recipe.pretrain.packing)
+    n_tokens = sum(len(block) for block in blocks)
     log(
-        f"pretrain: {len(documents)} documents -> {len(blocks)} blocks of {recipe.pretrain.seq_len} tokens "
-        f"({time.perf_counter() - started:.1f}s)"
+        f"pretrain: {len(documents)} documents -> {n_tokens:,} tokens in {len(blocks)} blocks of "
+        f"{recipe.pretrain.seq_len} ({recipe.pretrain.packing} packing, "
+        f"{n_tokens / max(1, len(blocks) * recipe.pretrain.seq_len):.0%} filled; "
+        f"{time.perf_counter() - started:.1f}s)"
     )
     if not blocks:
         raise InputError(
@@ -89,18 +92,19 @@ def pretrain(
 
     tracking_dir = tracking_dir or out_dir.with_name(out_dir.name + "-wandb")
     tracker = Tracker(tracking_dir, recipe.logging, recipe.model_dump(mode="json"), job_type="pretrain")
-    data = torch.tensor(blocks, dtype=torch.long)
+    data = block_tensors(blocks, config.seq_len, tokenizer.pad_token_id)
     tokens_done, clock = 0, time.perf_counter()
     for step in range(start + 1, steps + 1):
-        batch = data[batch_indices(len(blocks), step, config.batch_size, recipe.seed)].to(device)
+        rows = batch_indices(len(blocks), step, config.batch_size, recipe.seed)
+        batch = {key: tensor[rows].to(device) for key, tensor in data.items()}
         with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-            loss = model(input_ids=batch, labels=batch).loss
+            loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-        tokens_done += batch.numel()
+        tokens_done += int(batch["attention_mask"].sum())
         if step % config.log_every == 0 or step == steps:
             rate = tokens_done / max(time.perf_counter() - clock, 1e-9)
             curve.append(
@@ -128,7 +132,7 @@ def pretrain(
         "initial_model": str(model_dir),
         "documents": len(documents),
         "blocks": len(blocks),
-        "tokens": len(blocks) * config.seq_len,
+        "tokens": n_tokens,
         "steps": steps,
         "final_loss": curve[-1]["loss"] if curve else None,
         "curve": curve,
@@ -145,11 +149,43 @@ def pretrain(
     return out_dir
 
 
-def pack(tokenizer: Any, documents: Sequence[str], seq_len: int) -> list[list[int]]:
-    """The documents' tokens, each document followed by EOS, concatenated and cut into full blocks."""
+def pack(tokenizer: Any, documents: Sequence[str], seq_len: int, packing: str = "aligned") -> list[list[int]]:
+    """The documents' tokens, each document followed by EOS, in blocks of at most ``seq_len`` tokens.
+    `stream`: concatenated and cut into full blocks (a short tail is dropped). `aligned`: a block takes
+    whole documents while they fit, so each block starts at a document's start; a document longer than a
+    block is cut into blocks of its own."""
     ids = tokenizer(list(documents), add_special_tokens=False)["input_ids"]
-    stream = [token for document in ids for token in (*document, tokenizer.eos_token_id)]
-    return [stream[i : i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)]
+    documents_ids = [[*document, tokenizer.eos_token_id] for document in ids]
+    if packing == "stream":
+        stream = [token for document in documents_ids for token in document]
+        return [stream[i : i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)]
+    blocks: list[list[int]] = []
+    current: list[int] = []
+    for document in documents_ids:
+        if len(current) + len(document) > seq_len and current:
+            blocks.append(current)
+            current = []
+        while len(document) > seq_len:
+            blocks.append(document[:seq_len])
+            document = document[seq_len:]
+        current = current + document
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def block_tensors(blocks: Sequence[list[int]], seq_len: int, pad_id: int) -> dict[str, Any]:
+    """`input_ids`, `attention_mask` and `labels` of right-padded blocks: padding is neither attended to nor
+    learned (the mask, not the pad id, says which positions are padding: a pad id may equal EOS)."""
+    import torch
+
+    input_ids = torch.full((len(blocks), seq_len), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(blocks), seq_len), dtype=torch.long)
+    for row, block in enumerate(blocks):
+        input_ids[row, : len(block)] = torch.tensor(block, dtype=torch.long)
+        attention_mask[row, : len(block)] = 1
+    labels = input_ids.masked_fill(attention_mask == 0, -100)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
 def batch_indices(n_blocks: int, step: int, batch_size: int, seed: int) -> list[int]:
@@ -220,7 +256,8 @@ def resume_state(
 def probe(
     model: Any, tokenizer: Any, probes: Sequence[tuple[str, str]], device: str, batch: int = 64
 ) -> float:
-    """Exact-match accuracy of greedy continuations of held-out prompts (up to the first newline or EOS)."""
+    """Exact-match accuracy of greedy continuations of held-out prompts (up to the first newline or EOS),
+    each prompt at position 0 as an RL prompt is."""
     import torch
 
     correct = 0

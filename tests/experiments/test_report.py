@@ -121,6 +121,31 @@ def test_report_writes_the_paper_columns_plots_and_summary(tmp_path):
     assert "(none in the paper)" in next(li for li in summary.splitlines() if li.startswith("| no_behavior"))
 
 
+def test_the_report_of_a_sweep_opens_with_its_verdict(tmp_path):
+    from cogrl.config import VerdictConfig
+    from cogrl.experiments import verdict
+
+    sweep = tmp_path / "sweep"
+    make_run(sweep / "all_strategies" / "rl")
+    make_run(sweep / "no_behavior" / "rl")
+    entries = [{"condition": c, "seed": 0, "dir": c, "status": "done"} for c in ("all_strategies", "no_behavior")]
+    (sweep / "sweep.json").write_text(json.dumps({"runs": entries}))
+    runs = [verdict.run_result(c, 0, sweep / c / "rl", "eval/pass@8") for c in ("all_strategies", "no_behavior")]
+    table = verdict.by_condition(runs, ["all_strategies", "no_behavior"])
+    rule = VerdictConfig(treatment="all_strategies", controls=["no_behavior"])
+    summary = {"base": None, "runs": runs, "conditions": table, "pass_key": "eval/pass@8",
+               "verdict": verdict.decide(rule, runs, table, None)}  # fmt: skip
+    (sweep / "summary.json").write_text(json.dumps(summary))
+    write_sweep_report([sweep], tmp_path / "report")
+    text = (tmp_path / "report" / "summary.md").read_text()
+    # both gained 0.5 with one seed each; no pass@8 in these logs, so the step-0 gates fail
+    assert "**Effect inconclusive: all_strategies gained +0.500" in text
+    assert text.index("gate FAIL: all_strategies: pass@k at step 0") < text.index("| all_strategies |")
+    (sweep / "summary.json").write_text("{}")
+    with pytest.raises(InputError, match=r"summary.json: no field\(s\) base, conditions, pass_key, verdict"):
+        write_sweep_report([sweep], tmp_path / "report")
+
+
 def test_a_run_directory_is_named_by_its_sweep_condition(tmp_path):
     run = make_run(tmp_path / "all_strategies" / "seed-1" / "rl")
     other = make_run(tmp_path / "my-run")

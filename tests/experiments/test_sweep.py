@@ -205,3 +205,13 @@ def test_a_sweep_whose_rl_plan_cannot_fit_is_refused_before_anything_starts(tmp_
     errors = [line for line in result.stderr.splitlines() if line.startswith("cogrl: error:")]
     assert len(errors) == 1 and "plan does not fit" in errors[0] and "short by" in errors[0]
     assert not out.exists()
+
+
+def test_the_standalone_base_recipe_is_the_miniature_sweeps_base():
+    from cogrl.config import PretrainRecipe, load_recipe
+    from cogrl.experiments.sweep import base_recipe
+    from cogrl.pretraining import content_address
+
+    sweep = load_sweep(REPO / "recipes/sweeps/cpu-miniature.yaml")
+    alone = load_recipe(REPO / "recipes/pretrain/countdown-mini-base.yaml", kind=PretrainRecipe)
+    assert content_address(alone) == content_address(base_recipe(sweep))

@@ -36,6 +36,7 @@ from cogrl.behaviors.analysis import (
 )
 from cogrl.behaviors.types import BEHAVIORS
 from cogrl.config import NO_PRIMING
+from cogrl.experiments import verdict
 from cogrl.files import InputError, atomic_path, read_jsonl, write_atomic
 
 # Our condition names -> the names in the paper's results files (None: the paper has no such condition).
@@ -198,12 +199,14 @@ def write_sweep_report(
     matched = {name: _paper_name(name) for name in ours}
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "curves.csv", curves_csv([row for rows in ours.values() for row in rows]))
-    panels = [("accuracy", "accuracy (exact-correct rate)")]
+    panels = [("accuracy", "accuracy (share of test problems solved)")]
     plot_panels(ours, reference, matched, panels, out / "accuracy.png", ncols=1)
     panels = [(f"avg_{PAPER_COLUMNS[b]}", b.replace("_", " ")) for b in BEHAVIORS]
     plot_panels(ours, reference, matched, panels, out / "behaviors.png", ncols=2)
     model = PAPER_MODELS.get(paper, "paper") if paper_csv is None else reference_path.name
-    write_atomic(out / "summary.md", summary_markdown(ours, sources, reference, matched, model))
+    sweeps = {path: summary for path in paths if (summary := verdict.read_summary(path)) is not None}
+    text = summary_markdown(ours, sources, reference, matched, model, sweeps)
+    write_atomic(out / "summary.md", text)
     return [out / name for name in ("curves.csv", "accuracy.png", "behaviors.png", "summary.md")]
 
 
@@ -285,13 +288,21 @@ def summary_markdown(
     reference: Mapping[str, Sequence[Mapping[str, Any]]],
     matched: Mapping[str, str | None],
     model: str,
+    sweeps: Mapping[Path, Mapping[str, Any]] | None = None,
 ) -> str:
-    """The per-condition table (ours next to the paper's) and where each number came from."""
+    """The verdict of each sweep given (its summary.json, in the words the terminal used), then the
+    per-condition table (ours next to the paper's) and where each number came from."""
     behavior_columns = [f"avg_{PAPER_COLUMNS[b]}" for b in BEHAVIORS]
-    lines = [
-        "# Sweep report",
-        "",
-        "Accuracy: exact-correct rate of one sample per test problem (the paper's protocol). Behaviors: mean",
+    lines = ["# Sweep report", ""]
+    for path, summary in (sweeps or {}).items():
+        lines += [f"## Verdict of {path} (its summary.json)", ""]
+        if summary["verdict"]:
+            lines += [f"**{summary['verdict']['sentence']}**", ""]
+        lines += ["```", *verdict.summary_lines(summary)]
+        lines += ["```", "", "## Curves", ""]
+    lines += [
+        "Accuracy: the share of test problems whose one sample the run's scorer accepts (the paper's",
+        "protocol; `env.options.scorer`, exact unless the recipe says paper). Behaviors: mean",
         "count per response at the last evaluation (ours: regex tagger; paper: LLM judge, so compare shapes).",
         f"Paper columns: the same condition in the published {model} results (start = step 0, end = step 250).",
         "",

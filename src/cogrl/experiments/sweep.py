@@ -38,12 +38,12 @@ from cogrl.config import (
     read_recipe_yaml,
     validate_recipe,
 )
+from cogrl.experiments import verdict
 from cogrl.files import InputError, write_atomic
 from cogrl.rl.memory import plan_memory
 
 Log = Callable[[str], None]
 MANIFEST = "sweep.json"
-SUMMARY = "summary.json"
 RECIPE_FILE = "sweep.yaml"
 
 
@@ -119,6 +119,22 @@ def stage_status(recipe: SweepRecipe, run: SweepRun, stage: str) -> str:
     return "done" if step >= recipe.train.trainer.steps else f"at step {step}/{recipe.train.trainer.steps}"
 
 
+def base_plan(recipe: SweepRecipe) -> list[str]:
+    """The base stage's line of the plan: what is pretrained, and whether it is already built."""
+    from cogrl.pretraining import METADATA_FILE, cached_base_dir
+
+    pretraining = base_recipe(recipe)
+    if pretraining is None:
+        return []
+    target = cached_base_dir(pretraining)
+    status = "built" if (target / METADATA_FILE).is_file() else "pending"
+    p = pretraining.pretrain
+    return [
+        f"base     {json.dumps(pretraining.corpus)}, {p.epochs:g} epochs of {p.seq_len}-token blocks, batch "
+        f"{p.batch_size}, lr {p.lr:g} -> {target} ({status})"
+    ]
+
+
 def plan_text(recipe: SweepRecipe, out: Path) -> str:
     """The conditions x stages table, with what a run of the command would do (no model is loaded)."""
     train = recipe.train
@@ -126,6 +142,7 @@ def plan_text(recipe: SweepRecipe, out: Path) -> str:
         f"sweep {recipe.name}: {len(recipe.conditions)} condition(s) x {len(recipe.seeds)} seed(s) -> {out}",
         f"priming  {recipe.sft.n} synthetic rows per condition (+{recipe.priming_validation} validation) from "
         f"{(recipe.priming_env or train.env).name} {json.dumps((recipe.priming_env or train.env).options)}",
+        *base_plan(recipe),
         f"sft      {recipe.sft.epochs:g} epochs, batch {recipe.sft.batch_size}, lr {recipe.sft.lr:g} "
         f"({recipe.sft.lr_schedule}), max length {recipe.sft.max_length}",
         f"rl       {train.name}: {train.algorithm.advantage}, {train.trainer.steps} steps x "
@@ -357,7 +374,7 @@ def run_sweep(recipe: SweepRecipe, out: Path, log: Log = print, stages: Stages =
         result.runs.append(entry)
         write_atomic(out / MANIFEST, json.dumps({"sweep": recipe.name, "runs": result.runs}, indent=2) + "\n")
     result.summary = write_summary(recipe, out, result.base)
-    for line in summary_lines(result.summary):
+    for line in verdict.summary_lines(result.summary):
         log(line)
     return result
 
@@ -365,8 +382,6 @@ def run_sweep(recipe: SweepRecipe, out: Path, log: Log = print, stages: Stages =
 def write_summary(recipe: SweepRecipe, out: Path, base: dict[str, Any] | None) -> dict[str, Any]:
     """summary.json: per (condition, seed) the step-0 and final test accuracy, gain and pass@k; per condition
     their mean and sd over seeds; the base's figures; the gates and the verdict of the recipe's rule."""
-    from cogrl.experiments import verdict
-
     k = recipe.verdict.pass_k if recipe.verdict else recipe.train.trainer.eval_samples
     pass_key = f"eval/pass@{k}"
     runs = [
@@ -387,25 +402,5 @@ def write_summary(recipe: SweepRecipe, out: Path, base: dict[str, Any] | None) -
         "conditions": table,
         "verdict": decision,
     }
-    write_atomic(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / verdict.SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def summary_lines(summary: dict[str, Any]) -> list[str]:
-    """The gates, the table and the verdict sentence, as the terminal shows them at the end of a sweep."""
-    from cogrl.experiments import verdict
-
-    lines = [""]
-    if summary["base"]:
-        base = summary["base"]
-        probes = ", ".join(f"{name} {p['accuracy']:.3f} (n={p['n']})" for name, p in base["probes"].items()
-                           if p["accuracy"] is not None)  # fmt: skip
-        lines.append(
-            f"base: {base['tokens']:,} tokens, final loss {base['final_loss']:.3f}; probes: {probes}"
-        )
-    if summary["verdict"]:
-        lines += verdict.gate_lines(summary["verdict"])
-    lines += ["", *verdict.table_lines(summary["conditions"], summary["pass_key"]), ""]
-    if summary["verdict"]:
-        lines.append(summary["verdict"]["sentence"])
-    return lines

@@ -10,11 +10,13 @@ Gates come first, because a comparison between conditions none of which can star
 base model's accuracy on held-out arithmetic probes (when the sweep pretrains one), and every primed model's
 pass@k at step 0 (a condition whose k samples never reach reward 1 gives GRPO no signal).
 
-`summarize` reads the runs' eval.jsonl and returns what `summary.json` holds; `sentence` says it plainly.
+The sweep writes what `decide` returns into `summary.json` (SUMMARY) in its directory; `summary_lines` is
+how the terminal and `cogrl report` say it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +25,8 @@ from typing import Any
 
 from cogrl.config import VerdictConfig
 from cogrl.files import InputError, read_jsonl
+
+SUMMARY = "summary.json"
 
 
 def eval_ends(rl_dir: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -177,4 +181,38 @@ def table_lines(table: Mapping[str, Mapping[str, Any]], pass_key: str) -> list[s
             f"{cell(summary, 'end_accuracy'):<15} {cell(summary, 'gain'):<15} "
             f"{cell(summary, 'start_pass'):<15} {cell(summary, 'end_pass'):<15}"
         )
+    return lines
+
+
+def read_summary(sweep_dir: Path) -> dict[str, Any] | None:
+    """A sweep directory's summary.json (None when it has none: a run directory, or a sweep still going)."""
+    path = sweep_dir / SUMMARY
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from exc
+    missing = {"base", "verdict", "conditions", "pass_key"} - set(summary)
+    if missing:
+        raise InputError(f"{path}: no field(s) {', '.join(sorted(missing))}")
+    return summary
+
+
+def summary_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The base's figures, the gates, the table and the verdict sentence: what the terminal shows at the end
+    of a sweep and what `cogrl report` puts first."""
+    lines = [""]
+    if summary["base"]:
+        base = summary["base"]
+        probes = ", ".join(f"{name} {p['accuracy']:.3f} (n={p['n']})" for name, p in base["probes"].items()
+                           if p["accuracy"] is not None)  # fmt: skip
+        lines.append(
+            f"base: {base['tokens']:,} tokens, final loss {base['final_loss']:.3f}; probes: {probes}"
+        )
+    if summary["verdict"]:
+        lines += gate_lines(summary["verdict"])
+    lines += ["", *table_lines(summary["conditions"], summary["pass_key"]), ""]
+    if summary["verdict"]:
+        lines.append(summary["verdict"]["sentence"])
     return lines
