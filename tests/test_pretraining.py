@@ -11,7 +11,13 @@ from safetensors.torch import load_file
 from cogrl.config import PretrainConfig, PretrainRecipe
 from cogrl.files import InputError
 from cogrl.pretraining import (
-    STATE_FILE, batch_indices, block_tensors, content_address, lr_factor, pack, pretrain
+    STATE_FILE,
+    batch_indices,
+    block_tensors,
+    content_address,
+    lr_factor,
+    pack,
+    pretrain,
 )  # fmt: skip
 
 ENV = dict(

@@ -128,9 +128,13 @@ def test_the_report_of_a_sweep_opens_with_its_verdict(tmp_path):
     sweep = tmp_path / "sweep"
     make_run(sweep / "all_strategies" / "rl")
     make_run(sweep / "no_behavior" / "rl")
-    entries = [{"condition": c, "seed": 0, "dir": c, "status": "done"} for c in ("all_strategies", "no_behavior")]
+    entries = [
+        {"condition": c, "seed": 0, "dir": c, "status": "done"} for c in ("all_strategies", "no_behavior")
+    ]
     (sweep / "sweep.json").write_text(json.dumps({"runs": entries}))
-    runs = [verdict.run_result(c, 0, sweep / c / "rl", "eval/pass@8") for c in ("all_strategies", "no_behavior")]
+    runs = [
+        verdict.run_result(c, 0, sweep / c / "rl", "eval/pass@8") for c in ("all_strategies", "no_behavior")
+    ]
     table = verdict.by_condition(runs, ["all_strategies", "no_behavior"])
     rule = VerdictConfig(treatment="all_strategies", controls=["no_behavior"])
     summary = {"base": None, "runs": runs, "conditions": table, "pass_key": "eval/pass@8",
