@@ -113,6 +113,19 @@ class BehaviorCounter(Protocol):
 
 
 @runtime_checkable
+class AnswerExtractor(Protocol):
+    """Optional capability: environments whose completions have a final answer to vote on (maj@k,
+    ``cogrl.rl.evaluation``; Wang et al., 2023, self-consistency).
+
+    ``answer_key`` is the canonical form of the completion's final answer: completions that give the same
+    answer get the same key, and the contract the vote relies on is that completions with the same key get
+    the same ``correct`` from ``score``. None means no valid answer (the vote counts every None as one
+    answer, "no answer", that is never correct)."""
+
+    def answer_key(self, completion: str, task: Task) -> str | None: ...
+
+
+@runtime_checkable
 class CorpusWriter(Protocol):
     """Optional capability: environments that generate a pretraining corpus (`cogrl pretrain`).
 

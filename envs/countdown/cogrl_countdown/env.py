@@ -261,6 +261,30 @@ class CountdownEnv:
         }
         return Score(main.reward, main.reason, main.correct, details)
 
+    def answer_key(self, completion: str, task: Task) -> str | None:
+        """The final answer for majority voting (maj@k): the exact value of the answer expression (``32``,
+        ``7/2``), read as the active scorer reads it, when the expression is valid (the given numbers, each
+        once, and no ``= N`` that contradicts it); None when there is no valid answer.
+
+        Why the value and not the expression: Countdown has many correct expressions per problem (the solver
+        counts them), and self-consistency votes on the answer, not on the path to it. Voting on expressions
+        (even the solver's canonical forms) would split the votes of a model that finds several solutions
+        and favour one that repeats a single wrong one; voting on values makes every correct completion
+        agree, so the key of a completion is the target exactly when ``score`` calls it correct. An
+        expression over other numbers gives no value (its value says nothing about this problem). Under
+        ``scorer: paper`` the value is the paper's float reading, and every value within its tolerance of
+        the target is the target."""
+        numbers, target = task.data["numbers"], task.data["target"]
+        if self.options.scorer == "exact":
+            value = scorer.answer_value(completion, numbers)
+            return None if value is None else str(value)
+        value = paper_scorer.answer_value(self._paper_prefix(task) + completion, numbers)
+        if value is None:
+            return None
+        if abs(value - target) < paper_scorer.TOLERANCE:
+            return str(target)
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else repr(value)
+
     def _paper_prefix(self, task: Task) -> str:
         """The prompt text the paper's scorer sees before the response: the prompt itself, or for ``chat`` the
         assistant turn of the paper's Qwen-instruct template (a rendered chat is not known here)."""

@@ -106,6 +106,19 @@ def score(
     return Score(correct_reward, "correct", True)
 
 
+def answer_value(text: str, numbers: Sequence[int]) -> Any | None:
+    """The number the paper's scorer compares with the target for a decoded prompt + response (int, float or
+    complex, as ``eval`` makes it), or None where it finds no answer or gives only format credit for a
+    malformed one (wrong numbers, unparsable, a runtime error, our bounds)."""
+    answer = _extract(text)[0]
+    if answer is None or not _same_numbers(answer, numbers):
+        return None
+    try:
+        return evaluate(answer)
+    except _Reject:
+        return None
+
+
 def _extract(text: str) -> tuple[str | None, str]:
     for marker in MARKERS:
         at = text.find(marker)

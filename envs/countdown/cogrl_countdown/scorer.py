@@ -61,6 +61,32 @@ def score(
 
 def check_answer(answer: str, numbers: Sequence[int], target: int) -> str:
     """The one-word verdict on an answer expression (the text inside the answer tags)."""
+    reading = _read(answer, numbers)
+    if isinstance(reading, str):
+        return reading
+    value, claimed = reading
+    if value != target:
+        return "wrong_value"
+    if claimed is not None and claimed != target:
+        return "wrong_equals"
+    return "correct"
+
+
+def answer_value(completion: str, numbers: Sequence[int]) -> int | Fraction | None:
+    """The exact value of the last answer span's expression when it is one (well formed, exactly the given
+    numbers, no division by zero) and agrees with its own ``= N``, if it has one; None otherwise. The same
+    reading as ``check_answer``: a completion is correct exactly when this is the target."""
+    answer = extract_answer(completion)
+    reading = None if answer is None else _read(answer, numbers)
+    if reading is None or isinstance(reading, str):
+        return None
+    value, claimed = reading
+    return value if claimed is None or claimed == value else None
+
+
+def _read(answer: str, numbers: Sequence[int]) -> str | tuple[int | Fraction, int | None]:
+    """An answer expression's exact value and its claimed ``= N`` (None without one), or the reason it has no
+    value (a failure reason of ``check_answer``)."""
     answer = answer.strip()
     if not answer:
         return "empty"
@@ -83,11 +109,7 @@ def check_answer(answer: str, numbers: Sequence[int], target: int) -> str:
     value = _evaluate(postfix)
     if value is None:
         return "div_by_zero"
-    if value != target:
-        return "wrong_value"
-    if claimed is not None and claimed != target:
-        return "wrong_equals"
-    return "correct"
+    return value, claimed
 
 
 def _to_postfix(tokens: list[str]) -> list[int | str] | str:
