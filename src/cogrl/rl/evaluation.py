@@ -1,0 +1,595 @@
+"""Evaluation of a model or an RL checkpoint on an environment: pass@k and maj@k curves with bootstrap
+intervals over problems, and accuracy per behavior at matched difficulty (`cogrl eval`; docs/evaluation.md).
+
+The estimators are small pure functions; `evaluate` samples, scores, tags and writes an output directory:
+
+    passk.csv      k, pass@k, ci_low, ci_high, maj@k, maj_ci_low, maj_ci_high
+    passk.png      both curves against k (log scale) with their interval bands
+    behaviors.csv  pass@1 with and without each behavior per difficulty stratum, and pooled over strata
+    samples.jsonl  every response: task, completion, score, answer key, difficulty, behavior counts
+    eval.json      model, environment options, seeds, sampling settings, package versions, the figures
+
+This module sits at the RL layer: it reuses the rollout backends (in-process, without Ray), the unbiased
+pass@k of `cogrl.rl.metrics`, the run directory's checkpoints and metadata of `cogrl.rl.runs`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from math import comb
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cogrl.behaviors import BEHAVIORS, BehaviorTags
+from cogrl.envs import AnswerExtractor, BehaviorCounter, Environment, Solver, Task
+from cogrl.files import InputError, atomic_path, dumps
+from cogrl.rl.metrics import pass_at_k
+
+if TYPE_CHECKING:
+    from cogrl.config import RolloutConfig, TrainRecipe
+
+PASSK_COLUMNS = ("k", "pass@k", "ci_low", "ci_high", "maj@k", "maj_ci_low", "maj_ci_high")
+BEHAVIOR_COLUMNS = (
+    "behavior", "difficulty", "responses", "n_with", "n_without", "pass1_with", "pass1_without",
+    "difference", "ci_low", "ci_high", "crude_difference",
+)  # fmt: skip
+POOLED = "pooled"
+"""The ``difficulty`` of a behavior's row pooled over strata."""
+ROWS_PER_CALL = 512
+"""Responses asked of the backend per call (prompts x n); bounds the HF backend's batch, not the result."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Estimators
+# --------------------------------------------------------------------------------------------------------
+def maj_at_k(keys: Sequence[Hashable | None], correct: Sequence[bool], k: int) -> float:
+    """maj@k of one problem from n >= k samples: the probability that, among k samples drawn without
+    replacement from the n, a correct answer has a strict plurality of the votes (self-consistency: Wang et
+    al., 2023). ``keys[i]`` is sample i's final answer (None: no valid answer, which votes as one answer,
+    "none", that is never correct); ``correct[i]`` its verdict.
+
+    Estimator: the average over all C(n, k) subsets, counted exactly (no subset is drawn): for a correct key
+    with c votes, the subsets where it holds x votes and every other answer fewer than x. This is the same
+    U-statistic as Chen et al.'s unbiased pass@k, hence unbiased for k fresh samples. Ties are broken
+    deterministically against the correct answer (a tie is not a majority), so maj@1 = pass@1 and an even k
+    is not credited with coin flips.
+
+    Raises ValueError when samples with one key disagree on correctness, or a None key is correct (the
+    environment's `answer_key` broke its contract)."""
+    n = len(keys)
+    if len(correct) != n or not 0 < k <= n:
+        raise ValueError(
+            f"maj@k needs 0 < k <= n and one verdict per key (n={n}, k={k}, {len(correct)} verdicts)"
+        )
+    votes = Counter(keys)
+    verdicts: dict[Hashable | None, bool] = {}
+    for key, right in zip(keys, correct, strict=True):
+        if verdicts.setdefault(key, bool(right)) != bool(right) or (key is None and right):
+            raise ValueError(f"answer key {key!r} is given to correct and incorrect samples")
+    favourable = 0
+    for key in (key for key, right in verdicts.items() if right):
+        others = [count for other, count in votes.items() if other != key]
+        for x in range(1, min(votes[key], k) + 1):
+            favourable += comb(votes[key], x) * _ways_below(others, x, k - x)
+    return favourable / comb(n, k)
+
+
+def _ways_below(groups: Sequence[int], cap: int, size: int) -> int:
+    """Ways to choose ``size`` samples from groups of these sizes taking fewer than ``cap`` from each: the
+    coefficient of t^size in the product over groups of sum_{y < cap} C(c, y) t^y (exact integers)."""
+    poly = [1]
+    for count in groups:
+        terms = [comb(count, y) for y in range(min(count, cap - 1) + 1)]
+        grown = [0] * min(len(poly) + len(terms) - 1, size + 1)
+        for i, a in enumerate(poly):
+            for j, b in enumerate(terms[: len(grown) - i]):
+                grown[i + j] += a * b
+        poly = grown
+    return poly[size] if size < len(poly) else 0
+
+
+def bootstrap_weights(n_problems: int, resamples: int, seed: int) -> np.ndarray:
+    """``resamples`` bootstrap resamples of the problems as multiplicities, shape (resamples, n_problems):
+    row b says how often each problem was drawn (with replacement, n_problems draws). A statistic of the
+    resample is the statistic with these weights, so every figure of one evaluation shares the resamples."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_problems, np.full(n_problems, 1.0 / n_problems), size=resamples)
+
+
+def percentile_interval(statistics: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """The percentile bootstrap interval (Efron, 1979) of each column of (resamples, ...) statistics; NaN
+    resamples (a statistic undefined on that resample) are left out."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    tail = (1 - confidence) / 2
+    with warnings.catch_warnings():  # a statistic undefined on every resample is NaN, said by the caller
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanquantile(statistics, [tail, 1 - tail], axis=0)
+    return low, high
+
+
+def passk_rows(
+    correct: Sequence[Sequence[bool]],
+    keys: Sequence[Sequence[Hashable | None]] | None,
+    ks: Sequence[int],
+    weights: np.ndarray,
+    confidence: float = 0.95,
+    problem_ids: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per k: the mean over problems of the unbiased pass@k and of maj@k (None without ``keys``), with
+    percentile bootstrap intervals from ``weights`` (`bootstrap_weights`)."""
+    ids = problem_ids or [str(i) for i in range(len(correct))]
+    pass_k = np.array([[pass_at_k(len(c), sum(c), k) for k in ks] for c in correct])
+    tables = {"pass@k": pass_k}
+    if keys is not None:
+        maj = np.empty_like(pass_k)
+        for p, (problem_keys, verdicts) in enumerate(zip(keys, correct, strict=True)):
+            try:
+                maj[p] = [maj_at_k(problem_keys, verdicts, k) for k in ks]
+            except ValueError as exc:
+                raise ValueError(f"problem {ids[p]}: {exc}") from None
+        tables["maj@k"] = maj
+    figures = {}
+    for name, values in tables.items():
+        low, high = percentile_interval(weights @ values / len(values), confidence)
+        figures[name] = (values.mean(axis=0), low, high)
+    rows = []
+    for i, k in enumerate(ks):
+        mean, low, high = (float(a[i]) for a in figures["pass@k"])
+        row = {"k": k, "pass@k": mean, "ci_low": low, "ci_high": high}
+        maj_mean, maj_low, maj_high = (
+            (float(a[i]) for a in figures["maj@k"]) if keys is not None else [None] * 3
+        )
+        rows.append({**row, "maj@k": maj_mean, "maj_ci_low": maj_low, "maj_ci_high": maj_high})
+    return rows
+
+
+def behavior_rows(
+    samples: Sequence[Mapping[str, Any]], resamples: int, seed: int, confidence: float = 0.95
+) -> list[dict[str, Any]]:
+    """pass@1 of responses with and without each behavior at matched difficulty.
+
+    ``samples``: records with ``task_id``, ``difficulty`` (one stratum per value; None is a stratum too),
+    ``correct`` and ``behaviors`` (behavior -> count, None when unknown: left out for that behavior), as
+    `cogrl eval` writes them. Per behavior, one row per stratum, then the ``pooled`` row: the stratum
+    differences (with - without) averaged with weights proportional to stratum size (responses with a known
+    count), over the strata that have responses both with and without the behavior (direct
+    standardisation); ``pass1_with``/``pass1_without`` there are the same weighted means, ``crude_difference``
+    the difference without strata (what difficulty confounds), and ``ci_low``/``ci_high`` a percentile
+    bootstrap interval of the pooled difference over problems (a problem's responses resampled together)."""
+    order: dict[str, int] = {}
+    for sample in samples:
+        order.setdefault(str(sample["task_id"]), len(order))
+    strata: dict[Any, list[int]] = {}
+    difficulty = {str(s["task_id"]): s.get("difficulty") for s in samples}
+    for task_id, index in order.items():
+        strata.setdefault(difficulty[task_id], []).append(index)
+    levels = sorted(strata, key=lambda d: (d is None, d if d is not None else 0))
+    masks = [np.isin(np.arange(len(order)), strata[level]) for level in levels]
+    weights = np.vstack([np.ones(len(order)), bootstrap_weights(len(order), resamples, seed)])
+    rows = []
+    for behavior in BEHAVIORS:
+        counts = np.zeros((len(order), 4))  # per problem: n with, correct with, n without, correct without
+        for sample in samples:
+            count = sample["behaviors"].get(behavior)
+            if count is not None:
+                column = 0 if count > 0 else 2
+                counts[order[str(sample["task_id"])], column : column + 2] += (1, bool(sample["correct"]))
+        table = _standardised(weights, counts, masks)
+        for s, level in enumerate(levels):
+            n_with, n_without = table["n_with"][0, s], table["n_without"][0, s]
+            rows.append(
+                {
+                    "behavior": behavior,
+                    "difficulty": level,
+                    "responses": int(n_with + n_without),
+                    "n_with": int(n_with),
+                    "n_without": int(n_without),
+                    "pass1_with": _number(table["with"][0, s]),
+                    "pass1_without": _number(table["without"][0, s]),
+                    "difference": _number(table["with"][0, s] - table["without"][0, s]),
+                }
+            )
+        low, high = percentile_interval(table["pooled"][1:], confidence)
+        used = table["used"][0]
+        rows.append(
+            {
+                "behavior": behavior,
+                "difficulty": POOLED,
+                "responses": int((table["n_with"][0] + table["n_without"][0])[used].sum()),
+                "n_with": int(table["n_with"][0][used].sum()),
+                "n_without": int(table["n_without"][0][used].sum()),
+                "pass1_with": _number(table["pooled_with"][0]),
+                "pass1_without": _number(table["pooled_without"][0]),
+                "difference": _number(table["pooled"][0]),
+                "ci_low": _number(low),
+                "ci_high": _number(high),
+                "crude_difference": _number(table["crude"][0]),
+            }
+        )
+    return rows
+
+
+def _standardised(
+    weights: np.ndarray, counts: np.ndarray, masks: Sequence[np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Per-stratum rates and the stratum-size-weighted pooled rates of (resample weights) x (problem counts);
+    row 0 of ``weights`` is the sample itself. NaN where a rate or a pooled figure is undefined."""
+    per_stratum = np.stack([weights[:, mask] @ counts[mask] for mask in masks], axis=1)  # (B, S, 4)
+    n_with, c_with, n_without, c_without = np.moveaxis(per_stratum, -1, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate_with, rate_without = c_with / n_with, c_without / n_without
+        used = (n_with > 0) & (n_without > 0)
+        size = np.where(used, n_with + n_without, 0.0)
+        total = size.sum(axis=1)
+        pooled_with = (np.where(used, rate_with, 0.0) * size).sum(axis=1) / total
+        pooled_without = (np.where(used, rate_without, 0.0) * size).sum(axis=1) / total
+        crude = c_with.sum(axis=1) / n_with.sum(axis=1) - c_without.sum(axis=1) / n_without.sum(axis=1)
+    return {
+        "n_with": n_with,
+        "n_without": n_without,
+        "with": rate_with,
+        "without": rate_without,
+        "used": used,
+        "pooled_with": pooled_with,
+        "pooled_without": pooled_without,
+        "pooled": pooled_with - pooled_without,
+        "crude": crude,
+    }
+
+
+def _number(value: Any) -> float | None:
+    """A float for the tables, None for an undefined (NaN) figure."""
+    value = float(value)
+    return None if np.isnan(value) else value
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as CSV with these columns; None is an empty cell."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: "" if row.get(c) is None else row[c] for c in columns})
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------------------
+# What is evaluated
+# --------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    """What MODEL_OR_CHECKPOINT names: the model directory to load and, for an RL run or one of its
+    checkpoints, the run's recipe, whose environment, rollout and tagging settings become the defaults."""
+
+    model_dir: Path
+    recipe: TrainRecipe | None = None
+    checkpoint_step: int | None = None
+
+
+def resolve_source(path: str | Path) -> Source:
+    """A Hugging Face model directory (an SFT output, a pretrained base, ``package:smollm2``), a run's
+    checkpoint directory (``runs/X/checkpoints/step-000020``: itself a model directory) or a run directory
+    (its newest checkpoint, which must pass its manifest check)."""
+    from cogrl.config import ModelConfig, load_recipe
+    from cogrl.models import resolve_model
+    from cogrl.rl.runs import CHECKPOINT, RunDir, checkpoint_fault
+
+    given = Path(path).expanduser()
+    if (given / "config.yaml").is_file() and not (given / "config.json").is_file():
+        run = RunDir(given, load_recipe(given / "config.yaml"))
+        last = run.last_checkpoint()
+        if last is None:
+            raise InputError(f"{path}: a run directory without a checkpoint (no checkpoints/step-NNNNNN)")
+        step, checkpoint = last
+        if (fault := checkpoint_fault(checkpoint)) is not None:
+            raise InputError(f"{checkpoint}: {fault}; give an earlier checkpoint directory instead")
+        return Source(checkpoint, run.recipe, step)
+    model_dir = resolve_model(ModelConfig(path=str(path)))
+    run_root = given.parent.parent
+    if (match := CHECKPOINT.match(given.name)) and (run_root / "config.yaml").is_file():
+        return Source(model_dir, load_recipe(run_root / "config.yaml"), int(match.group(1)))
+    return Source(model_dir)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything `cogrl eval` decides besides the model; None means the run's setting (for a run or a
+    checkpoint) or the default."""
+
+    env: str | None = None
+    """Environment name (default: the run's, else countdown)."""
+    env_options: Sequence[str] = ()
+    """``key=value`` (YAML values, dotted keys) over the run's env options (or the environment's defaults)."""
+    split: str = "test"
+    problems: int | None = None
+    """The first this many problems of the split (None: all)."""
+    n: int = 64
+    """Samples per problem."""
+    ks: Sequence[int] | None = None
+    """The k of the curve (None: 1, 2, 4, ... up to n, and n)."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int | None = None
+    max_prompt_tokens: int | None = None
+    backend: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    tag: str = "regex"
+    """``regex`` (the span-level tagger), ``exact`` (the environment's BehaviorCounter; a completion it
+    cannot count has unknown counts) or ``none``."""
+    seed: int = 0
+    resamples: int = 1000
+    confidence: float = 0.95
+
+
+def check_ks(ks: Sequence[int] | None, n: int) -> tuple[int, ...]:
+    """Sorted distinct k values, each 1 <= k <= n (a k above n has no unbiased estimate); None gives the
+    powers of two up to n, and n."""
+    if n < 1:
+        raise InputError(f"n={n}: at least one sample per problem")
+    if ks is None:
+        return tuple(sorted({1 << i for i in range(n.bit_length()) if 1 << i <= n} | {n}))
+    if not ks:
+        raise InputError("k: give at least one value")
+    for k in ks:
+        if k < 1:
+            raise InputError(f"k={k}: every k must be at least 1")
+        if k > n:
+            raise InputError(f"k={k} is larger than n={n} samples per problem (pass@k needs k <= n)")
+    return tuple(sorted(set(ks)))
+
+
+def make_eval_env(name: str, base_options: Mapping[str, Any], overrides: Sequence[str]) -> Environment:
+    """The environment with ``key=value`` overrides applied to ``base_options``; a bad key or value is an
+    InputError naming it."""
+    from pydantic import ValidationError
+
+    from cogrl.config import apply_override, describe_validation_error
+    from cogrl.envs import get_env_class, make_env
+
+    try:
+        cls = get_env_class(name)
+    except LookupError as exc:
+        raise InputError(str(exc)) from None
+    raw = json.loads(json.dumps(dict(base_options)))  # a deep copy the overrides may change
+    for override in overrides:
+        apply_override(raw, override)
+    try:
+        options = cls.Options.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(f"{name} env option: {describe_validation_error(exc, cls.Options)}") from None
+    return make_env(name, options)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The evaluation
+# --------------------------------------------------------------------------------------------------------
+def evaluate(
+    model: str | Path, settings: EvalSettings, out: Path, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Sample ``settings.n`` responses per problem, score, key and tag them, and write the output directory
+    ``out`` atomically (built beside it, then renamed). Returns eval.json's content."""
+    from cogrl.behaviors.regex_tagger import RegexTagger
+    from cogrl.config import RolloutConfig
+    from cogrl.models import weights_digest
+    from cogrl.rl.driver import derive_seed, rollout_records, task_hints
+    from cogrl.rl.metrics import rollout_metrics
+    from cogrl.rl.rollout import RolloutWorker
+    from cogrl.rl.runs import run_metadata
+
+    started = time.perf_counter()
+    ks = check_ks(settings.ks, settings.n)
+    if settings.tag not in ("regex", "exact", "none"):
+        raise InputError(f"tag {settings.tag!r}: expected regex, exact or none")
+    source = resolve_source(model)
+    recipe = source.recipe
+    env_name = settings.env or (recipe.env.name if recipe else "countdown")
+    base_options = recipe.env.options if recipe and recipe.env.name == env_name else {}
+    env = make_eval_env(env_name, base_options, settings.env_options)
+    try:
+        split = list(env.tasks(settings.split))
+    except ValueError as exc:
+        raise InputError(f"env {env_name}: {exc}") from None
+    count = len(split) if settings.problems is None else settings.problems
+    if not 0 < count <= len(split):
+        raise InputError(f"problems={count}: the {settings.split} split of {env_name} has {len(split)}")
+    tasks = split[:count]
+    if settings.tag == "exact" and not isinstance(env, BehaviorCounter):
+        raise InputError(f"tag exact: env {env_name!r} has no exact behavior counter (use regex)")
+
+    rollout = _rollout_config(recipe.rollout if recipe else RolloutConfig(), settings)
+    device = settings.device or (recipe.trainer.device if recipe else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"device {device!r}: expected cpu or cuda")
+    dtype = settings.dtype or (recipe.model.dtype if recipe else "float32")
+    log(f"sampling {settings.n} x {count} problems with {rollout.backend} from {source.model_dir}")
+    worker = RolloutWorker(rollout.backend, source.model_dir, rollout, settings.seed, device, dtype)
+    sampling = time.perf_counter()
+    try:
+        generations = _generate(worker, [t.prompt for t in tasks], settings.n, rollout, settings.seed, log)
+    except ValueError as exc:  # a prompt over max_prompt_tokens
+        raise InputError(f"{settings.split} split of {env_name}: {exc} (raise max_prompt_tokens)") from None
+    sampling_s = time.perf_counter() - sampling
+    del worker
+
+    owners = [tasks[g.prompt_index] for g in generations]
+    scores = [env.score(g.text, task) for g, task in zip(generations, owners, strict=True)]
+    keys = (
+        [env.answer_key(g.text, task) for g, task in zip(generations, owners, strict=True)]
+        if isinstance(env, AnswerExtractor)
+        else None
+    )
+    tagger = RegexTagger(recipe.behaviors.patterns if recipe else None) if settings.tag == "regex" else None
+    tags = None
+    if settings.tag != "none":
+        tags = [
+            _exact_tags(env, g.text, task) if tagger is None else tagger.tag(g.text, **task_hints(task))
+            for g, task in zip(generations, owners, strict=True)
+        ]
+    difficulty = {t.id: len(env.solve(t)) if isinstance(env, Solver) else None for t in tasks}
+    records = rollout_records(0, tasks, generations, scores, tags, settings.n)
+    for i, (record, task) in enumerate(zip(records, owners, strict=True)):
+        del record["step"]
+        record.update(task_hints(task), difficulty=difficulty[task.id])
+        record["answer_key"] = keys[i] if keys is not None else None
+
+    by_problem: list[list[int]] = [[] for _ in tasks]
+    for i, g in enumerate(generations):
+        by_problem[g.prompt_index].append(i)
+    bootstrap_seed = derive_seed(settings.seed, "bootstrap")
+    weights = bootstrap_weights(count, settings.resamples, bootstrap_seed)
+    try:
+        passk = passk_rows(
+            [[scores[i].correct for i in rows] for rows in by_problem],
+            [[keys[i] for i in rows] for rows in by_problem] if keys is not None else None,
+            ks,
+            weights,
+            settings.confidence,
+            [t.id for t in tasks],
+        )
+    except ValueError as exc:  # an environment's answer_key that breaks its contract
+        raise InputError(f"env {env_name} answer keys: {exc}") from None
+    behaviors = (
+        behavior_rows(records, settings.resamples, bootstrap_seed, settings.confidence) if tags else []
+    )
+    summary = {
+        "model": str(model),
+        "model_dir": str(source.model_dir),
+        "checkpoint_step": source.checkpoint_step,
+        "weights_sha256": weights_digest(source.model_dir),
+        "env": {"name": env_name, "options": env.options.model_dump(mode="json")},
+        "split": settings.split,
+        "problems": count,
+        "samples_per_problem": settings.n,
+        "k": list(ks),
+        "sampling": {
+            "backend": rollout.backend,
+            "device": device,
+            "dtype": dtype,
+            "temperature": rollout.temperature,
+            "top_p": rollout.top_p,
+            "max_new_tokens": rollout.max_new_tokens,
+            "max_prompt_tokens": rollout.max_prompt_tokens,
+            "stop": list(rollout.stop),
+        },
+        "seeds": {
+            "sampling": settings.seed,
+            "sample_rule": "cogrl.rl.rollout.sample_seed(seed, problem index, sample index)",
+            "bootstrap": bootstrap_seed,
+        },
+        "bootstrap": {
+            "resamples": settings.resamples,
+            "confidence": settings.confidence,
+            "method": "percentile",
+        },
+        "tag": settings.tag,
+        "maj_at_k": keys is not None,
+        "figures": {
+            "passk": passk,
+            "behaviors_pooled": [row for row in behaviors if row["difficulty"] == POOLED],
+            **rollout_metrics(generations, scores, tags),
+        },
+        "timing": {
+            "sampling_s": round(sampling_s, 3),
+            "response_tokens": sum(len(g.response_ids) for g in generations),
+        },
+        "metadata": run_metadata(settings.seed),
+    }
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        (tmp / "passk.csv").write_text(to_csv(passk, PASSK_COLUMNS), encoding="utf-8")
+        plot_passk(
+            passk,
+            tmp / "passk.png",
+            title=f"{Path(str(model)).name} on {env_name} ({count} problems, n={settings.n})",
+        )
+        if tags:
+            (tmp / "behaviors.csv").write_text(to_csv(behaviors, BEHAVIOR_COLUMNS), encoding="utf-8")
+        with open(tmp / "samples.jsonl", "w", encoding="utf-8") as handle:
+            handle.writelines(dumps(record) + "\n" for record in records)
+        summary["timing"]["total_s"] = round(time.perf_counter() - started, 3)
+        (tmp / "eval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def _rollout_config(base: RolloutConfig, settings: EvalSettings) -> RolloutConfig:
+    """The run's (or the default) rollout settings with the evaluation's; a bad value is an InputError."""
+    from pydantic import ValidationError
+
+    from cogrl.config import RolloutConfig, describe_validation_error
+
+    given = {
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "max_new_tokens": settings.max_new_tokens,
+        "max_prompt_tokens": settings.max_prompt_tokens,
+        "backend": settings.backend,
+    }
+    try:
+        return RolloutConfig.model_validate(
+            {**base.model_dump(), **{key: value for key, value in given.items() if value is not None}}
+        )
+    except ValidationError as exc:
+        raise InputError(describe_validation_error(exc, RolloutConfig)) from None
+
+
+def _generate(
+    worker: Any, prompts: list[str], n: int, rollout: RolloutConfig, seed: int, log: Callable[[str], None]
+) -> list[Any]:
+    """n samples per prompt, ROWS_PER_CALL responses per backend call; sample j of prompt i is seeded by
+    (seed, i, j) whatever the chunking, and ``prompt_index`` counts over all prompts."""
+    import dataclasses
+
+    per_call = max(1, ROWS_PER_CALL // n)
+    generations = []
+    for start in range(0, len(prompts), per_call):
+        chunk = prompts[start : start + per_call]
+        batch = worker.generate(
+            chunk, n, rollout.temperature, rollout.top_p, rollout.max_new_tokens, seed, start
+        )
+        generations += [dataclasses.replace(g, prompt_index=g.prompt_index + start) for g in batch]
+        log(f"sampled {start + len(chunk)}/{len(prompts)} problems")
+    return generations
+
+
+def _exact_tags(env: BehaviorCounter, text: str, task: Task) -> BehaviorTags:
+    """The environment's exact counts, or unknown counts where it cannot count this completion."""
+    tags = env.count_behaviors(text, task)
+    return tags if tags is not None else BehaviorTags(dict.fromkeys(BEHAVIORS), source="exact:unknown")
+
+
+def plot_passk(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:
+    """pass@k and maj@k against k (log scale) with their bootstrap interval bands, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = [row["k"] for row in rows]
+    figure, axis = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for name, low, high in (("pass@k", "ci_low", "ci_high"), ("maj@k", "maj_ci_low", "maj_ci_high")):
+        if rows[0][name] is None:
+            continue
+        line = axis.plot(ks, [row[name] for row in rows], marker="o", label=name)[0]
+        axis.fill_between(
+            ks, [row[low] for row in rows], [row[high] for row in rows], alpha=0.2, color=line.get_color()
+        )
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(ks, [str(k) for k in ks])
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_xlabel("k (samples per problem)")
+    axis.set_ylabel("share of problems")
+    axis.set_title(title, fontsize="small")
+    axis.legend()
+    figure.savefig(path, format="png", dpi=100)
+    plt.close(figure)
