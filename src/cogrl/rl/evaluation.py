@@ -73,7 +73,9 @@ def maj_at_k(keys: Sequence[Hashable | None], correct: Sequence[bool], k: int) -
     votes = Counter(keys)
     verdicts: dict[Hashable | None, bool] = {}
     for key, right in zip(keys, correct, strict=True):
-        if verdicts.setdefault(key, bool(right)) != bool(right) or (key is None and right):
+        if key is None and right:
+            raise ValueError("answer key None (no valid answer) is given to a correct sample")
+        if verdicts.setdefault(key, bool(right)) != bool(right):
             raise ValueError(f"answer key {key!r} is given to correct and incorrect samples")
     favourable = 0
     for key in (key for key, right in verdicts.items() if right):
