@@ -208,7 +208,7 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         probes = ", ".join(f"{name} {p['accuracy']:.3f} (n={p['n']})" for name, p in base["probes"].items()
                            if p["accuracy"] is not None)  # fmt: skip
         lines.append(
-            f"base: {base['tokens']:,} tokens, final loss {base['final_loss']:.3f}; probes: {probes}"
+            f"base: {base['tokens']:,} corpus tokens, final loss {base['final_loss']:.3f}; probes: {probes}"
         )
     if summary["verdict"]:
         lines += gate_lines(summary["verdict"])
