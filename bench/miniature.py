@@ -19,20 +19,28 @@ from pathlib import Path
 from statistics import fmean
 
 STAMP = re.compile(r"^\[(\d+):(\d\d)\] (.*)$")
+INVOCATION = re.compile(r"^sweep \S+ -> ")
 STAGE = re.compile(r"^(\S+) \(seed (\d+)\): (prime|sft|rl) \.\.\.$")
 
 
 def stage_seconds(log: Path) -> tuple[dict[str, float], float]:
-    """Wall seconds per stage kind (base, prime, sft, rl; summed over conditions) and the sweep's total."""
-    events = []
+    """Wall seconds per stage kind (base, prime, sft, rl; summed over conditions) and the sweep's total (the
+    sum over invocations when the sweep was stopped and resumed; the time between them is not counted)."""
+    events: list[tuple[float, str]] = []
+    offset = 0.0  # a resumed sweep appends to the log with its clock restarted: its stamps follow the last
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
         if match := STAMP.match(line):
-            events.append((int(match[1]) * 60 + int(match[2]), match[3]))
+            if INVOCATION.match(match[3]) and events:
+                offset = events[-1][0]
+            events.append((offset + int(match[1]) * 60 + int(match[2]), match[3]))
     starts = []
     for seconds, text in events:
         if text.startswith("base: pretraining"):
             starts.append((seconds, "base"))
-        elif match := STAGE.match(text):
+        elif (match := STAGE.match(text)) or INVOCATION.match(text):
+            if match is None:  # a resumed invocation: whatever ran before the stop ends here
+                starts.append((seconds, "end"))
+                continue
             starts.append((seconds, match[3]))
         elif text.startswith(("base: ", "gate ", "Effect ", "done: ")) and starts and starts[-1][1] != "end":
             starts.append((seconds, "end"))

@@ -215,3 +215,42 @@ def test_accuracy_under_both_scorers_when_rollouts_carry_both(tmp_path):
     write_jsonl(run / "eval_rollouts.jsonl", [rollout(0, "e1", "a", True, (0, 0, 0, 0))])
     write_sweep_report([run], tmp_path / "report2")
     assert "under each scorer" not in (tmp_path / "report2" / "summary.md").read_text()
+
+
+def make_evaluation(root: Path, passes: list[float], problems: int = 32) -> Path:
+    root.mkdir(parents=True)
+    meta = {"model": f"models/{root.name}", "env": {"name": "countdown", "options": {}}, "split": "test",
+            "problems": problems, "samples_per_problem": 4}  # fmt: skip
+    (root / "eval.json").write_text(json.dumps(meta))
+    lines = ["k,pass@k,ci_low,ci_high,maj@k,maj_ci_low,maj_ci_high"]
+    lines += [
+        f"{k},{p},{p / 2},{min(1.0, p * 1.5)},{p / 2},0.0,{p}" for k, p in zip((1, 2, 4), passes, strict=True)
+    ]
+    (root / "passk.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_report_overlays_pass_at_k_curves_of_comparable_evaluations(tmp_path, capsys, monkeypatch):
+    from clirunner import run_cli
+
+    base = make_evaluation(tmp_path / "base", [0.1, 0.2, 0.4])
+    rl = make_evaluation(tmp_path / "rl", [0.3, 0.35, 0.4])
+    code, _, err = run_cli(["report", "--eval", str(base), "--eval", str(rl), "--out", str(tmp_path / "r")],
+                           capsys, monkeypatch)  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "r" / "passk.png").stat().st_size > 0
+    text = (tmp_path / "r" / "summary.md").read_text()
+    assert (
+        "| rl | models/rl | pass@k | 0.300 [0.150, 0.450] | 0.350 [0.175, 0.525] | 0.400 [0.200, 0.600] |"
+        in text
+    )
+    assert "| base | models/base | maj@k | 0.050 [0.000, 0.100] |" in text
+
+    other = make_evaluation(tmp_path / "other", [0.1, 0.2, 0.4], problems=64)
+    code, _, err = run_cli(["report", "--eval", str(base), "--eval", str(other), "--out", str(tmp_path / "r2")],
+                           capsys, monkeypatch)  # fmt: skip
+    assert code == 2 and "differ in problems (64 vs 32)" in err
+    assert not (tmp_path / "r2").exists()
+    (rl / "passk.csv").write_text("k,pass@k,ci_low,ci_high,maj@k,maj_ci_low,maj_ci_high\n1,abc,0,0,,,\n")
+    code, _, err = run_cli(["report", "--eval", str(rl), "--out", str(tmp_path / "r3")], capsys, monkeypatch)
+    assert code == 2 and "passk.csv:2" in err

@@ -20,6 +20,7 @@ Steps differ in scale (the paper trained 250 steps, a CPU run 20), so the plots 
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -182,12 +183,114 @@ def scorer_accuracies(records: Sequence[Mapping[str, Any]]) -> dict[int, dict[st
 
 
 # --------------------------------------------------------------------------------------------------------
+# Evaluations (`cogrl eval` directories)
+# --------------------------------------------------------------------------------------------------------
+# What must match for two pass@k curves to be compared: the same problems, sampled as often.
+COMPARABLE = ("env", "split", "problems", "samples_per_problem")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A `cogrl eval` output directory: its eval.json and its passk.csv rows."""
+
+    label: str
+    path: Path
+    meta: Mapping[str, Any]
+    rows: list[dict[str, Any]]
+
+
+def read_evaluation(path: Path) -> Evaluation:
+    """An evaluation directory (eval.json + passk.csv), labelled by its folder name."""
+    from cogrl.rl.evaluation import PASSK_COLUMNS
+
+    meta_path, csv_path = path / "eval.json", path / "passk.csv"
+    if not meta_path.is_file() or not csv_path.is_file():
+        raise InputError(f"{path}: not a cogrl eval directory (needs eval.json and passk.csv)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{meta_path}: not valid JSON ({exc})") from exc
+    missing = [key for key in (*COMPARABLE, "model") if key not in meta]
+    if missing:
+        raise InputError(f"{meta_path}: no field(s) {', '.join(missing)}")
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != PASSK_COLUMNS:
+            raise InputError(f"{csv_path}: expected the columns {', '.join(PASSK_COLUMNS)}")
+        rows = []
+        for line, raw in enumerate(reader, start=2):
+            try:
+                rows.append({key: (None if value == "" else float(value)) for key, value in raw.items()})
+            except ValueError as exc:
+                raise InputError(f"{csv_path}:{line}: {exc}") from None
+    if not rows:
+        raise InputError(f"{csv_path}: no rows")
+    return Evaluation(path.name, path, meta, rows)
+
+
+def check_comparable(evaluations: Sequence[Evaluation]) -> None:
+    """Refuse to overlay curves measured on different problems or sample counts."""
+    first = evaluations[0]
+    for other in evaluations[1:]:
+        for key in COMPARABLE:
+            if other.meta[key] != first.meta[key]:
+                raise InputError(
+                    f"{other.path} and {first.path} differ in {key} ({other.meta[key]!r} vs "
+                    f"{first.meta[key]!r}): their pass@k curves are not comparable"
+                )
+
+
+def passk_lines(evaluations: Sequence[Evaluation]) -> list[str]:
+    """pass@k [interval] per evaluation and k, and maj@k where the environment votes."""
+    ks = sorted({int(row["k"]) for e in evaluations for row in e.rows})
+    lines = [
+        "## pass@k per evaluation",
+        "",
+        f"Same problems for all: {evaluations[0].meta['problems']} from the {evaluations[0].meta['split']} "
+        f"split, n = {evaluations[0].meta['samples_per_problem']} samples each; [bootstrap interval].",
+        "",
+        "| evaluation | model | metric | " + " | ".join(f"k={k}" for k in ks) + " |",
+        "|---|---|---|" + "---|" * len(ks),
+    ]
+    for e in evaluations:
+        by_k = {int(row["k"]): row for row in e.rows}
+        for name, low, high in (("pass@k", "ci_low", "ci_high"), ("maj@k", "maj_ci_low", "maj_ci_high")):
+            if e.rows[0][name] is None:
+                continue
+            cells = [
+                f"{by_k[k][name]:.3f} [{by_k[k][low]:.3f}, {by_k[k][high]:.3f}]" if k in by_k else "-"
+                for k in ks
+            ]
+            lines.append(f"| {e.label} | {e.meta['model']} | {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+# --------------------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------------------
 def write_sweep_report(
-    paths: Sequence[Path], out: Path, paper: str = "llama", paper_csv: Path | None = None
+    paths: Sequence[Path],
+    out: Path,
+    paper: str = "llama",
+    paper_csv: Path | None = None,
+    evaluations: Sequence[Path] = (),
 ) -> list[Path]:
-    """Write curves.csv, accuracy.png, behaviors.png and summary.md for the runs in `paths`."""
+    """Write curves.csv, accuracy.png, behaviors.png and summary.md for the runs in `paths`, and passk.png
+    (the curves overlaid) for the `cogrl eval` directories in `evaluations`; either may be empty."""
+    if not paths and not evaluations:
+        raise InputError("nothing to report: give sweep or run directories, or --eval directories")
+    out.mkdir(parents=True, exist_ok=True)
+    evals = [read_evaluation(path) for path in evaluations]
+    written = []
+    if evals:
+        from cogrl.rl.evaluation import plot_passk
+
+        check_comparable(evals)
+        plot_passk({e.label: e.rows for e in evals}, out / "passk.png", title="pass@k per evaluation")
+        written.append(out / "passk.png")
+    if not paths:
+        write_atomic(out / "summary.md", "\n".join(["# Evaluation report", "", *passk_lines(evals)]))
+        return [*written, out / "summary.md"]
     refs = find_runs(paths)
     ours: dict[str, list[dict[str, Any]]] = {}
     sources: dict[str, str] = {}
@@ -197,7 +300,6 @@ def write_sweep_report(
     reference_path = paper_csv or paper_csv_path(paper)
     reference = _by_condition(read_curves_csv(reference_path))
     matched = {name: _paper_name(name) for name in ours}
-    out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "curves.csv", curves_csv([row for rows in ours.values() for row in rows]))
     panels = [("accuracy", "accuracy (share of test problems solved)")]
     plot_panels(ours, reference, matched, panels, out / "accuracy.png", ncols=1)
@@ -206,8 +308,10 @@ def write_sweep_report(
     model = PAPER_MODELS.get(paper, "paper") if paper_csv is None else reference_path.name
     sweeps = {path: summary for path in paths if (summary := verdict.read_summary(path)) is not None}
     text = summary_markdown(ours, sources, reference, matched, model, sweeps)
+    if evals:
+        text += "\n" + "\n".join(passk_lines(evals))
     write_atomic(out / "summary.md", text)
-    return [out / name for name in ("curves.csv", "accuracy.png", "behaviors.png", "summary.md")]
+    return [*written, *(out / name for name in ("curves.csv", "accuracy.png", "behaviors.png", "summary.md"))]
 
 
 def _paper_name(label_text: str) -> str | None:

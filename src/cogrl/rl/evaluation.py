@@ -511,7 +511,7 @@ def evaluate(
         tmp.mkdir()
         (tmp / "passk.csv").write_text(to_csv(passk, PASSK_COLUMNS), encoding="utf-8")
         plot_passk(
-            passk,
+            {"": passk},
             tmp / "passk.png",
             title=f"{Path(str(model)).name} on {env_name} ({count} problems, n={settings.n})",
         )
@@ -570,28 +570,39 @@ def _exact_tags(env: BehaviorCounter, text: str, task: Task) -> BehaviorTags:
     return tags if tags is not None else BehaviorTags(dict.fromkeys(BEHAVIORS), source="exact:unknown")
 
 
-def plot_passk(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:
-    """pass@k and maj@k against k (log scale) with their bootstrap interval bands, as PNG."""
+def plot_passk(series: Mapping[str, Sequence[Mapping[str, Any]]], path: Path, title: str = "") -> None:
+    """pass@k (solid) and maj@k (dashed) against k (log scale) with their bootstrap interval bands, one
+    colour per evaluation in ``series`` (label -> passk rows; an empty label for a single evaluation), as
+    PNG. `cogrl eval` draws one evaluation, `cogrl report --eval` overlays several."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ks = [row["k"] for row in rows]
     figure, axis = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    for name, low, high in (("pass@k", "ci_low", "ci_high"), ("maj@k", "maj_ci_low", "maj_ci_high")):
-        if rows[0][name] is None:
-            continue
-        line = axis.plot(ks, [row[name] for row in rows], marker="o", label=name)[0]
-        axis.fill_between(
-            ks, [row[low] for row in rows], [row[high] for row in rows], alpha=0.2, color=line.get_color()
-        )
+    all_ks: set[int] = set()
+    for label, rows in series.items():
+        ks = [int(row["k"]) for row in rows]
+        all_ks.update(ks)
+        colour = None
+        for name, low, high, style in (
+            ("pass@k", "ci_low", "ci_high", "-"),
+            ("maj@k", "maj_ci_low", "maj_ci_high", "--"),
+        ):
+            if rows[0][name] is None:
+                continue
+            text = f"{label} {name}".strip()
+            line = axis.plot(ks, [row[name] for row in rows], style, marker="o", color=colour, label=text)[0]
+            colour = line.get_color()
+            axis.fill_between(ks, [row[low] for row in rows], [row[high] for row in rows], alpha=0.15,
+                              color=colour)  # fmt: skip
+    ticks = sorted(all_ks)
     axis.set_xscale("log", base=2)
-    axis.set_xticks(ks, [str(k) for k in ks])
+    axis.set_xticks(ticks, [str(k) for k in ticks])
     axis.set_ylim(-0.02, 1.02)
     axis.set_xlabel("k (samples per problem)")
     axis.set_ylabel("share of problems")
     axis.set_title(title, fontsize="small")
-    axis.legend()
+    axis.legend(fontsize="small")
     figure.savefig(path, format="png", dpi=100)
     plt.close(figure)
