@@ -53,12 +53,17 @@ def test_stream_packing_ends_documents_with_eos_and_keeps_only_full_blocks():
     assert pack(Chars(), ["abc", "de", "f", "g"], 3, "stream") == [[97, 98, 99], [0, 100, 101], [0, 102, 0]]
 
 
-def test_aligned_packing_starts_every_block_at_a_document():
-    # "de EOS" + "f EOS" do not fit in 4, so "f EOS" opens the next block; "abcdef EOS" (7) is cut 4 + 3
+def test_aligned_packing_starts_every_block_at_a_document_and_fits_best():
+    # "abcdef EOS" (7) is cut 4 + 3; then longest first, each into the fullest block it fits: "de EOS" and
+    # "f EOS" (3) open blocks of their own, "f EOS" (2) opens one that "g EOS" (2) then fills
     assert pack(Chars(), ["de", "f", "abcdef", "g"], 4) == [
-        [100, 101, 0], [102, 0], [97, 98, 99, 100], [101, 102, 0], [103, 0]
+        [97, 98, 99, 100], [100, 101, 0], [101, 102, 0], [102, 0, 103, 0]
     ]  # fmt: skip
     assert pack(Chars(), ["a", "b"], 4) == [[97, 0, 98, 0]]
+    documents = [chr(97 + i % 26) * (1 + i % 9) for i in range(200)]
+    blocks = pack(Chars(), documents, 16)
+    assert sorted(t for b in blocks for t in b) == sorted(t for d in documents for t in [*map(ord, d), 0])
+    assert all(len(b) <= 16 for b in blocks) and sum(map(len, blocks)) / (16 * len(blocks)) > 0.95
 
 
 def test_padding_is_neither_attended_nor_learned():

@@ -499,11 +499,11 @@ class PretrainConfig(StrictModel):
     """Tokens per block."""
     packing: Literal["aligned", "stream"] = "aligned"
     """`stream`: the documents concatenated and cut every `seq_len` tokens (GPT-style, no padding), so a
-    block starts mid-document and a model rarely sees a document at position 0. `aligned`: whole documents
-    fill a block while they fit and the rest is padding (masked from attention and loss), so every block
-    starts where a document starts, as a prompt does at RL time. Measured on the CPU miniature's base (a
-    stream-packed one): 0.21 greedy accuracy on held-out arithmetic prompts at position 0, 0.91 on the same
-    prompts after an EOS."""
+    block starts mid-document and a model rarely sees a document at position 0. `aligned`: every block
+    starts where a document starts, as a prompt does at RL time; documents are placed best-fit (longest
+    first), and free positions are padding, masked from attention and loss. Measured on the CPU
+    miniature's base (a stream-packed one): 0.21 greedy accuracy on held-out arithmetic prompts at position
+    0, 0.91 on the same prompts after an EOS."""
     batch_size: int = Field(16, ge=1)
     """Blocks per optimizer step."""
     lr: float = Field(1e-3, gt=0)

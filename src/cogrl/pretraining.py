@@ -151,26 +151,34 @@ def pretrain(
 
 def pack(tokenizer: Any, documents: Sequence[str], seq_len: int, packing: str = "aligned") -> list[list[int]]:
     """The documents' tokens, each document followed by EOS, in blocks of at most ``seq_len`` tokens.
-    `stream`: concatenated and cut into full blocks (a short tail is dropped). `aligned`: a block takes
-    whole documents while they fit, so each block starts at a document's start; a document longer than a
-    block is cut into blocks of its own."""
+    `stream`: concatenated and cut into full blocks (a short tail is dropped). `aligned`: every block starts
+    at a document's start; a document longer than a block is cut into blocks of its own, and the rest go
+    best-fit (longest first, each into the fullest block it fits). How full the blocks get depends on the
+    lengths: short documents fill them (over 95% in the tests), but on the CPU miniature's corpus, where most
+    documents are longer than half a block, 77% of positions hold a token, as with first-fit in order."""
     ids = tokenizer(list(documents), add_special_tokens=False)["input_ids"]
     documents_ids = [[*document, tokenizer.eos_token_id] for document in ids]
     if packing == "stream":
         stream = [token for document in documents_ids for token in document]
         return [stream[i : i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)]
     blocks: list[list[int]] = []
-    current: list[int] = []
+    pieces = []
     for document in documents_ids:
-        if len(current) + len(document) > seq_len and current:
-            blocks.append(current)
-            current = []
         while len(document) > seq_len:
             blocks.append(document[:seq_len])
             document = document[seq_len:]
-        current = current + document
-    if current:
-        blocks.append(current)
+        pieces.append(document)
+    open_blocks: dict[int, list[int]] = {}  # free positions -> indices of the blocks with that much room
+    for piece in sorted(pieces, key=len, reverse=True):  # stable: equal lengths keep the corpus's order
+        room = next((r for r in range(len(piece), seq_len) if open_blocks.get(r)), None)
+        if room is None:
+            blocks.append([])
+            index, room = len(blocks) - 1, seq_len
+        else:
+            index = open_blocks[room].pop()
+        blocks[index].extend(piece)
+        if room - len(piece) > 0:
+            open_blocks.setdefault(room - len(piece), []).append(index)
     return blocks
 
 
