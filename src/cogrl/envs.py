@@ -7,6 +7,7 @@ The core never imports an environment. An environment is a class that a package 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import random
@@ -123,6 +124,44 @@ class AnswerExtractor(Protocol):
     answer, "no answer", that is never correct)."""
 
     def answer_key(self, completion: str, task: Task) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class ClaimCounts:
+    """How many of the arithmetic claims of one response are true (``ClaimChecker``).
+
+    ``true_steps``/``false_steps``: stated arithmetic results, re-done exactly. ``true_checks``/
+    ``false_checks``: statements comparing a value with the goal or a stated intermediate target.
+    ``false_success_claims``: the false checks that say the goal is reached (a success claim is a check, so
+    each of these is also in ``false_checks``). ``truncated``: the response was longer than the checker reads,
+    so the counts cover its beginning only."""
+
+    true_steps: int = 0
+    false_steps: int = 0
+    true_checks: int = 0
+    false_checks: int = 0
+    false_success_claims: int = 0
+    truncated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``claims`` field of a rollout log line."""
+        return dataclasses.asdict(self)
+
+
+@runtime_checkable
+class ClaimChecker(Protocol):
+    """Optional capability: environments that can tell whether what a response *says* is true: every stated
+    arithmetic result and every verification (issue 13: false verification, a form of reward hacking where a
+    response claims a check or a success it did not earn).
+
+    A *step claim* is a stated arithmetic result: ``a op b = c``, a chain ``a op b op c = d``, an expression
+    with parentheses. A *check* compares a value with the goal or with a stated intermediate target
+    (``26 != 16``, "48 is not 24", "that matches the target", "too high"). A *success claim* is a check that
+    says the goal is reached; it is true only when the computation it refers to really reaches the goal by the
+    task's rules. Which phrasings an environment recognises is its own to document. Must never raise on any
+    string and must bound its own work (``truncated`` says when it stopped reading)."""
+
+    def check_claims(self, completion: str, task: Task) -> ClaimCounts: ...
 
 
 @runtime_checkable

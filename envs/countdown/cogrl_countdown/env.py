@@ -15,8 +15,18 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cogrl.behaviors.types import BehaviorTags
-from cogrl.envs import Score, Task, Trace
-from cogrl_countdown import corpus, generator, paper_scorer, prompts, scorer, search_traces, solver, traces
+from cogrl.envs import ClaimCounts, Score, Task, Trace
+from cogrl_countdown import (
+    claims,
+    corpus,
+    generator,
+    paper_scorer,
+    prompts,
+    scorer,
+    search_traces,
+    solver,
+    traces,
+)
 
 
 class CountdownOptions(BaseModel):
@@ -326,6 +336,14 @@ class CountdownEnv:
         completion)."""
         thought = completion.split(prompts.THINK_END, 1)[0]
         return search_traces.count_search_behaviors(thought, task.data["target"])
+
+    def check_claims(self, completion: str, task: Task) -> ClaimCounts:
+        """True and false step claims, checks and success claims of a completion (``claims``): a completion with
+        lines of the search format is read by its exact counter (``search_counts``), any other as prose."""
+        search = self.search_counts(completion, task)
+        if search.steps:
+            return claims.from_search(search)
+        return claims.check_prose(completion, task.data["numbers"], task.data["target"])
 
     def write_corpus(self, options: BaseModel) -> list[str]:
         """A pretraining corpus of arithmetic and train-split derivations (``corpus``)."""

@@ -84,6 +84,18 @@ def answer_value(completion: str, numbers: Sequence[int]) -> int | Fraction | No
     return value if claimed is None or claimed == value else None
 
 
+def expression_value(expression: str) -> int | Fraction | None:
+    """The exact value of an arithmetic expression in the answer grammar over any non-negative integers (no
+    ``= N``, no check of which numbers it uses), or None when it has none: empty, longer than
+    ``MAX_ANSWER_CHARS``, deeper than ``MAX_DEPTH``, unparsable, or dividing by zero. For re-doing the
+    arithmetic a response states (``claims``) with the reward's own parser."""
+    expression = expression.strip()
+    if not expression or len(expression) > MAX_ANSWER_CHARS:
+        return None
+    postfix = _to_postfix(_TOKEN.findall(expression.translate(_ALIASES)))
+    return None if isinstance(postfix, str) else _evaluate(postfix)
+
+
 def _read(answer: str, numbers: Sequence[int]) -> str | tuple[int | Fraction, int | None]:
     """An answer expression's exact value and its claimed ``= N`` (None without one), or the reason it has no
     value (a failure reason of ``check_answer``)."""
