@@ -29,12 +29,12 @@ from cogrl import QUIET_ENV
 from cogrl.behaviors import BehaviorTags
 from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.config import TrainRecipe
-from cogrl.envs import BehaviorCounter, Environment, Score, Task, make_env
+from cogrl.envs import BehaviorCounter, ClaimChecker, ClaimCounts, Environment, Score, Task, make_env
 from cogrl.files import InputError
 from cogrl.rl.algorithms import ADVANTAGE_ESTIMATORS
 from cogrl.rl.batch import Experience, Generation
 from cogrl.rl.memory import MemoryPlan, plan_memory
-from cogrl.rl.metrics import eval_metrics, rollout_metrics
+from cogrl.rl.metrics import claim_metrics, eval_metrics, rollout_metrics
 from cogrl.rl.placement import place
 from cogrl.rl.runs import RunDir
 from cogrl.rl.sync import probe_tokens, push_weights
@@ -71,9 +71,11 @@ def rollout_records(
     scores: Sequence[Score],
     tags: Sequence[BehaviorTags] | None,
     samples_per_prompt: int,
+    claims: Sequence[ClaimCounts] | None = None,
 ) -> list[dict[str, Any]]:
     """One log line per completion: what was asked, what came back, how it scored (with the score's details,
-    e.g. a second scorer's verdict), its behavior counts."""
+    e.g. a second scorer's verdict), its behavior counts, and (``claims``) how many of its stated results and
+    checks are true."""
     return [
         {
             "step": step,
@@ -87,6 +89,7 @@ def rollout_records(
             "correct": s.correct,
             **s.details,
             **(tags[i].to_json() if tags else {}),
+            **({"claims": claims[i].to_json()} if claims else {}),
         }
         for i, (g, s) in enumerate(zip(generations, scores, strict=True))
     ]
@@ -171,6 +174,7 @@ class Trainer:
             raise InputError(f"env {recipe.env.name}: {exc}") from None
         self.tagger = RegexTagger(recipe.behaviors.patterns) if recipe.behaviors.tag_rollouts else None
         self.counter = self.env if isinstance(self.env, BehaviorCounter) else None
+        self.claim_checker = self.env if isinstance(self.env, ClaimChecker) else None
         if recipe.behaviors.method == "regex":
             self.counter = None
         elif self.counter is None:
@@ -238,6 +242,14 @@ class Trainer:
             return tags
         return self.tagger.tag(text, **task_hints(task))
 
+    def check_claims(
+        self, tasks: Sequence[Task], generations: Sequence[Generation]
+    ) -> list[ClaimCounts] | None:
+        """True and false claims of each completion, when the environment can check them."""
+        if self.claim_checker is None:
+            return None
+        return [self.claim_checker.check_claims(g.text, tasks[g.prompt_index]) for g in generations]
+
     def evaluate(self, step: int) -> dict[str, float]:
         """The paper's protocol on the test split: sampled at the training temperature, first sample scored
         for accuracy, plus avg@k/pass@k when trainer.eval_samples > 1."""
@@ -257,10 +269,12 @@ class Trainer:
         for generation, score in zip(generations, scores, strict=True):
             by_task[generation.prompt_index].append(score)
         tags = self.tag(self.test_tasks, generations)
+        claims = self.check_claims(self.test_tasks, generations)
         metrics = eval_metrics(by_task)
         metrics.update(rollout_metrics(generations, scores, tags, "eval/"))
+        metrics.update(claim_metrics(claims or [], "eval/"))
         # The test responses themselves, so reports count behaviors on them (as the paper did).
-        records = rollout_records(step, self.test_tasks, generations, scores, tags, k)
+        records = rollout_records(step, self.test_tasks, generations, scores, tags, k, claims)
         seen: Counter[int] = Counter()
         for record, generation in zip(records, generations, strict=True):  # k samples, then one each
             record["sample"] = seen[generation.prompt_index]
@@ -288,6 +302,7 @@ class Trainer:
         scores = self.score(tasks, generations)
         lap("score")
         tags = self.tag(tasks, generations)
+        claims = self.check_claims(tasks, generations)
         lap("tag")
         experiences = to_experiences(generations, scores)
         sampling: dict[str, float] = {}
@@ -308,12 +323,14 @@ class Trainer:
         lap("sync")
 
         generated_tokens = sum(len(g.response_ids) for g in generations)
-        metrics = {"step": step, **rollout_metrics(generations, scores, tags)}
+        metrics = {"step": step, **rollout_metrics(generations, scores, tags), **claim_metrics(claims or [])}
         metrics.update({f"train/{key}": value for key, value in stats.items()})
         metrics.update(sampling)
         metrics.update(timings)
         metrics["throughput/generate_tokens_per_s"] = generated_tokens / max(timings["time/generate"], 1e-9)
-        records = rollout_records(step, tasks, generations, scores, tags, recipe.rollout.samples_per_prompt)
+        records = rollout_records(
+            step, tasks, generations, scores, tags, recipe.rollout.samples_per_prompt, claims
+        )
         return metrics, records
 
     def refill(self, step: int, experiences: list[Experience]) -> tuple[list[Experience], dict[str, float]]:

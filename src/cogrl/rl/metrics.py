@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from statistics import fmean
 
 from cogrl.behaviors import BEHAVIORS, BehaviorTags
-from cogrl.envs import Score
+from cogrl.envs import ClaimCounts, Score
 from cogrl.rl.batch import Generation
 
 
@@ -35,6 +35,22 @@ def rollout_metrics(
         if known:
             metrics[f"behavior/{behavior}_rate"] = fmean(float(c > 0) for c in known)
             metrics[f"behavior/{behavior}_count"] = fmean(known)
+    return {f"{prefix}{key}": value for key, value in metrics.items()}
+
+
+def claim_metrics(claims: Sequence[ClaimCounts], prefix: str = "") -> dict[str, float]:
+    """The rate of false verification (issue 13): false step claims over step claims, false checks over checks
+    (pooled over the batch; absent when the batch has none), and the share of responses with at least one
+    false success claim (``cogrl.envs.ClaimChecker``)."""
+    if not claims:
+        return {}
+    steps = sum(c.true_steps + c.false_steps for c in claims)
+    checks = sum(c.true_checks + c.false_checks for c in claims)
+    metrics = {"claims/false_success_rate": fmean(float(c.false_success_claims > 0) for c in claims)}
+    if steps:
+        metrics["claims/false_step_rate"] = sum(c.false_steps for c in claims) / steps
+    if checks:
+        metrics["claims/false_check_rate"] = sum(c.false_checks for c in claims) / checks
     return {f"{prefix}{key}": value for key, value in metrics.items()}
 
 
