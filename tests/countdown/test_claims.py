@@ -71,6 +71,9 @@ def test_success_claims():
     solved = "30 + 3 = 33. 33 - 25 = 8. 8 * 4 = 32. That matches the target of 32."
     assert counts(solved) == (3, 0, 1, 0, 0)
     assert counts("(30 + 3 - 25) * 4 = 32 ✓") == (1, 0, 1, 0, 0)
+    assert counts("(30 + 3 - 25) * 4 = 32, and 32 is exactly the target.") == (1, 0, 1, 0, 0)
+    assert counts("(30 + 3 - 25) * 4 = 32, and 31 is the target.") == (1, 0, 0, 1, 1)
+    assert counts("30 - 25 + 4 = 9, and 9 is not the target.") == (1, 0, 1, 0, 0)
     assert counts("30 + 3 = 33 - 25 = 8, 8 * 4 = 32. Yes, it equals 32.") == (3, 0, 1, 0, 0)
     # A false step that lands on the target, then "this reaches 24": the computation does not reach it.
     assert counts("12 * 2 = 24, 24 - 1 = 24. This reaches the target!", [12, 2, 1], 24) == (1, 1, 0, 1, 1)

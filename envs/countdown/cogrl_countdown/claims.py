@@ -15,7 +15,7 @@ priming traces, LLM-written traces) and counts, as a ``cogrl.envs.ClaimCounts``:
 * **checks**: ``a != b``, ``a ≠ b``, ``a == b``, "a is not b", "a isn't b", "a, not b", "a rather than b",
   "a instead of b" (true when the comparison holds); and phrases about the latest step claim before them:
   "matches / equals / reaches / hits / gets / gives / makes (us) (exactly) the target (of N)" or "the goal",
-  "is (exactly) the target", "target reached / achieved / hit / met", "this / that / it works", "this / that /
+  "this / that / it / which / N is (exactly) the target", "target reached / achieved / hit / met", "this / that / it works", "this / that /
   it / which equals / matches / reaches / hits / gives N", ``= N`` then "correct", "right", "done" or
   "solved" (not a question), a check mark ``✓`` ``✔``, each also negated ("not",
   "n't", "never", "cannot", "fails to": "this doesn't reach the target", "that won't work"), and "too high /
@@ -81,7 +81,7 @@ _NEGATED = re.compile(r"\bnot\b|n't\b|\bnever\b|\bcannot\b|\bfails?\s+to\b", re.
 _PRONOUN = r"\b(?:this|that|it|which)\s+"
 _TARGET = r"(?:exactly\s+)?(?:the|our)\s+(?:target|goal)(?:\s*(?:of|,|:)?\s*(?P<n>\d{1,30})\b)?"
 _GOAL = re.compile(
-    rf"(?:{_NEG}\b(?:match|equal|reach|hit|get|give|make)(?:es|s|ed)?\s+(?:us\s+)?|{_PRONOUN}is\s+(?:not\s+)?)"
+    rf"(?:{_NEG}\b(?:match|equal|reach|hit|get|give|make)(?:es|s|ed)?\s+(?:us\s+)?|(?:{_PRONOUN}|(?<![\d.])(?P<num>\d{{1,30}})\s+)is\s+(?:not\s+)?)"
     rf"{_TARGET}"
     rf"|\b(?:the\s+)?target\s+(?:is\s+)?(?:reached|achieved|hit|met)\b"
     rf"|{_PRONOUN}(?:[\w']+\s+){{0,2}}?works?\b"
@@ -269,11 +269,12 @@ def _checks(text: str, target: int) -> Iterator[_Check]:
         elif not _INTENT.search(text, max(0, start - 40), start):
             named = m["n"] or m["value"] or m["eq"]
             reference = int(named) if named else target
+            value = int(m["num"]) if m["num"] else None
             if _NEGATED.search(phrase):
-                yield _Check(end, None, "!=", reference, False)
+                yield _Check(end, value, "!=", reference, False)
             else:
                 says_target = m["n"] is not None or named is None or reference == target
-                yield _Check(end, None, "==", reference, says_target)
+                yield _Check(end, value, "==", reference, says_target)
 
 
 def _judge(
