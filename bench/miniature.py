@@ -18,6 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import fmean
 
+import yaml
+
 STAMP = re.compile(r"^\[(\d+):(\d\d)\] (.*)$")
 INVOCATION = re.compile(r"^sweep \S+ -> ")
 STAGE = re.compile(r"^(\S+) \(seed (\d+)\): (prime|sft|rl) \.\.\.$")
@@ -63,14 +65,18 @@ def main() -> None:
             print(f"  {kind:<6} {stages[kind]:7.0f} s  {stages[kind] / total:5.2f} of the sweep")
     summary = json.loads((out / "summary.json").read_text())
     if summary.get("base"):
-        meta = json.loads((Path(summary["base"]["dir"]) / "pretrain.json").read_text())
+        base = Path(summary["base"]["dir"])
+        meta = json.loads((base / "pretrain.json").read_text())
+        epochs = yaml.safe_load((base / "config.yaml").read_text())["pretrain"]["epochs"]
+        trained = meta["tokens"] * epochs
         rates = [point["tokens_per_s"] for point in meta["curve"]]
         print(
-            f"pretraining: {meta['tokens']:,} tokens in {meta['seconds']:.0f} s "
-            f"({meta['tokens'] / meta['seconds']:,.0f} tokens/s overall, {fmean(rates):,.0f} in the loop)"
+            f"pretraining: {meta['tokens']:,} corpus tokens x {epochs:g} epochs in {meta['seconds']:.0f} s "
+            f"({trained / meta['seconds']:,.0f} tokens/s overall, {fmean(rates):,.0f} in the loop)"
         )
-    phases: dict[str, list[float]] = defaultdict(list)
+    by_condition: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for metrics in sorted(out.rglob("rl/metrics.jsonl")):
+        phases = by_condition[metrics.relative_to(out).parts[0]]
         for line in metrics.read_text().splitlines():
             record = json.loads(line)
             for key, value in record.items():
@@ -78,15 +84,12 @@ def main() -> None:
                     phases[key.removeprefix("time/")].append(value)
             phases["step"].append(sum(v for k, v in record.items() if k.startswith("time/")))
             phases["response_tokens"].append(record["response_tokens_mean"])
-    if phases["step"]:
+    for condition, phases in by_condition.items():
         step = fmean(phases["step"])
-        print(f"RL step: {step:.2f} s mean over {len(phases['step'])} steps "
-              f"({fmean(phases['response_tokens']):.0f} response tokens per sample); by phase:")  # fmt: skip
-        for phase in ("generate", "score", "tag", "update", "sync"):
-            if phases[phase]:
-                print(
-                    f"  {phase:<9} {fmean(phases[phase]):6.2f} s  {fmean(phases[phase]) / step:5.2f} of a step"
-                )
+        shares = ", ".join(f"{phase} {fmean(phases[phase]) / step:.2f}" for phase in
+                           ("generate", "score", "tag", "update", "sync") if phases[phase])  # fmt: skip
+        print(f"RL step, {condition}: {step:.2f} s mean over {len(phases['step'])} steps "
+              f"({fmean(phases['response_tokens']):.0f} response tokens per sample); shares: {shares}")  # fmt: skip
 
 
 if __name__ == "__main__":
