@@ -30,8 +30,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cogrl.behaviors import BEHAVIORS, BehaviorTags
-from cogrl.envs import AnswerExtractor, BehaviorCounter, Environment, Solver, Task
+from cogrl.envs import (
+    AnswerExtractor,
+    BehaviorCounter,
+    ClaimChecker,
+    ClaimCounts,
+    Environment,
+    Score,
+    Solver,
+    Task,
+)
 from cogrl.files import InputError, atomic_path, dumps
+from cogrl.rl.batch import Generation
 from cogrl.rl.metrics import pass_at_k
 
 if TYPE_CHECKING:
@@ -374,27 +384,38 @@ def make_eval_env(name: str, base_options: Mapping[str, Any], overrides: Sequenc
 
 
 # --------------------------------------------------------------------------------------------------------
-# The evaluation
+# Sampling, scoring and tagging (shared by `cogrl eval` and `cogrl audit`)
 # --------------------------------------------------------------------------------------------------------
-def evaluate(
-    model: str | Path, settings: EvalSettings, out: Path, log: Callable[[str], None] = print
-) -> dict[str, Any]:
-    """Sample ``settings.n`` responses per problem, score, key and tag them, and write the output directory
-    ``out`` atomically (built beside it, then renamed). Returns eval.json's content."""
-    from cogrl.behaviors.regex_tagger import RegexTagger
-    from cogrl.config import RolloutConfig
-    from cogrl.models import weights_digest
-    from cogrl.rl.driver import derive_seed, rollout_records, task_hints
-    from cogrl.rl.metrics import rollout_metrics
-    from cogrl.rl.rollout import RolloutWorker
-    from cogrl.rl.runs import run_metadata
+@dataclass(frozen=True)
+class SamplingPlan:
+    """What `plan_sampling` resolved and checked before any model is loaded, so that every bad argument is
+    refused before the slow part: the model, the environment and its problems, the rollout settings."""
 
-    started = time.perf_counter()
-    ks = check_ks(settings.ks, settings.n)
+    model: str
+    """The model argument as given."""
+    source: Source
+    env_name: str
+    env: Environment
+    tasks: list[Task]
+    rollout: RolloutConfig
+    device: str
+    dtype: str
+    patterns: str | None
+    """The regex pattern set (the recipe's, else the tagger's default)."""
+
+
+def plan_sampling(
+    model: str | Path, settings: EvalSettings, recipe: TrainRecipe | None = None
+) -> SamplingPlan:
+    """Resolve the model, the environment, the problems and the rollout settings; ``recipe`` (else the run's
+    recipe, for a run or a checkpoint) gives the defaults. A bad value is an InputError naming it."""
+    from cogrl.config import RolloutConfig
+
+    check_ks(settings.ks, settings.n)
     if settings.tag not in ("regex", "exact", "none"):
         raise InputError(f"tag {settings.tag!r}: expected regex, exact or none")
     source = resolve_source(model)
-    recipe = source.recipe
+    recipe = recipe or source.recipe
     env_name = settings.env or (recipe.env.name if recipe else "countdown")
     base_options = recipe.env.options if recipe and recipe.env.name == env_name else {}
     env = make_eval_env(env_name, base_options, settings.env_options)
@@ -405,85 +426,156 @@ def evaluate(
     count = len(split) if settings.problems is None else settings.problems
     if not 0 < count <= len(split):
         raise InputError(f"problems={count}: the {settings.split} split of {env_name} has {len(split)}")
-    tasks = split[:count]
     if settings.tag == "exact" and not isinstance(env, BehaviorCounter):
         raise InputError(f"tag exact: env {env_name!r} has no exact behavior counter (use regex)")
-
     rollout = _rollout_config(recipe.rollout if recipe else RolloutConfig(), settings)
     device = settings.device or (recipe.trainer.device if recipe else "cpu")
     if device not in ("cpu", "cuda"):
         raise InputError(f"device {device!r}: expected cpu or cuda")
     dtype = settings.dtype or (recipe.model.dtype if recipe else "float32")
-    log(f"sampling {settings.n} x {count} problems with {rollout.backend} from {source.model_dir}")
-    worker = RolloutWorker(rollout.backend, source.model_dir, rollout, settings.seed, device, dtype)
-    sampling = time.perf_counter()
+    patterns = recipe.behaviors.patterns if recipe else None
+    return SamplingPlan(str(model), source, env_name, env, split[:count], rollout, device, dtype, patterns)
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """``n`` scored samples per problem of a plan: per response (problem by problem, sample by sample) its
+    generation, score, answer key, behavior tags and claim counts, and its samples.jsonl line."""
+
+    generations: list[Generation]
+    scores: list[Score]
+    keys: list[str | None] | None
+    """Final answers (`AnswerExtractor`); None when the environment has none."""
+    tags: list[BehaviorTags] | None
+    """``settings.tag``'s counts; None for ``tag: none``."""
+    claims: list[ClaimCounts] | None
+    """True and false stated results and checks (`ClaimChecker`); None when the environment has none."""
+    records: list[dict[str, Any]]
+    by_problem: list[list[int]]
+    """The response indices of each problem, in the plan's problem order."""
+    sampling_s: float
+
+
+def sample_and_score(
+    plan: SamplingPlan, settings: EvalSettings, log: Callable[[str], None] = print
+) -> Sampled:
+    """Sample ``settings.n`` responses per problem with the plan's rollout backend (in-process), and score,
+    key, tag and claim-check each; sample j of problem i is seeded by (seed, i, j)."""
+    from cogrl.behaviors.regex_tagger import RegexTagger
+    from cogrl.rl.driver import rollout_records, task_hints
+    from cogrl.rl.rollout import RolloutWorker
+
+    env, tasks, rollout = plan.env, plan.tasks, plan.rollout
+    log(f"sampling {settings.n} x {len(tasks)} problems with {rollout.backend} from {plan.source.model_dir}")
+    worker = RolloutWorker(
+        rollout.backend, plan.source.model_dir, rollout, settings.seed, plan.device, plan.dtype
+    )
+    started = time.perf_counter()
     try:
         generations = _generate(worker, [t.prompt for t in tasks], settings.n, rollout, settings.seed, log)
     except ValueError as exc:  # a prompt over max_prompt_tokens
-        raise InputError(f"{settings.split} split of {env_name}: {exc} (raise max_prompt_tokens)") from None
-    sampling_s = time.perf_counter() - sampling
+        raise InputError(
+            f"{settings.split} split of {plan.env_name}: {exc} (raise max_prompt_tokens)"
+        ) from None
+    sampling_s = time.perf_counter() - started
     del worker
 
     owners = [tasks[g.prompt_index] for g in generations]
-    scores = [env.score(g.text, task) for g, task in zip(generations, owners, strict=True)]
-    keys = (
-        [env.answer_key(g.text, task) for g, task in zip(generations, owners, strict=True)]
-        if isinstance(env, AnswerExtractor)
-        else None
-    )
-    tagger = RegexTagger(recipe.behaviors.patterns if recipe else None) if settings.tag == "regex" else None
+    pairs = list(zip(generations, owners, strict=True))
+    scores = [env.score(g.text, task) for g, task in pairs]
+    keys = [env.answer_key(g.text, task) for g, task in pairs] if isinstance(env, AnswerExtractor) else None
+    claims = [env.check_claims(g.text, task) for g, task in pairs] if isinstance(env, ClaimChecker) else None
     tags = None
-    if settings.tag != "none":
-        tags = [
-            _exact_tags(env, g.text, task) if tagger is None else tagger.tag(g.text, **task_hints(task))
-            for g, task in zip(generations, owners, strict=True)
-        ]
+    if settings.tag == "regex":
+        tagger = RegexTagger(plan.patterns)
+        tags = [tagger.tag(g.text, **task_hints(task)) for g, task in pairs]
+    elif settings.tag == "exact":
+        tags = [_exact_tags(env, g.text, task) for g, task in pairs]
     difficulty = {t.id: len(env.solve(t)) if isinstance(env, Solver) else None for t in tasks}
-    records = rollout_records(0, tasks, generations, scores, tags, settings.n)
+    records = rollout_records(0, tasks, generations, scores, tags, settings.n, claims)
     for i, (record, task) in enumerate(zip(records, owners, strict=True)):
         del record["step"]
         record.update(task_hints(task), difficulty=difficulty[task.id])
         record["answer_key"] = keys[i] if keys is not None else None
-
     by_problem: list[list[int]] = [[] for _ in tasks]
     for i, g in enumerate(generations):
         by_problem[g.prompt_index].append(i)
-    bootstrap_seed = derive_seed(settings.seed, "bootstrap")
-    weights = bootstrap_weights(count, settings.resamples, bootstrap_seed)
-    try:
-        passk = passk_rows(
-            [[scores[i].correct for i in rows] for rows in by_problem],
-            [[keys[i] for i in rows] for rows in by_problem] if keys is not None else None,
-            ks,
-            weights,
-            settings.confidence,
-            [t.id for t in tasks],
-        )
-    except ValueError as exc:  # an environment's answer_key that breaks its contract
-        raise InputError(f"env {env_name} answer keys: {exc}") from None
-    behaviors = (
-        behavior_rows(records, settings.resamples, bootstrap_seed, settings.confidence) if tags else []
-    )
-    summary = {
-        "model": str(model),
-        "model_dir": str(source.model_dir),
-        "checkpoint_step": source.checkpoint_step,
-        "weights_sha256": weights_digest(source.model_dir),
-        "env": {"name": env_name, "options": env.options.model_dump(mode="json")},
+    return Sampled(generations, scores, keys, tags, claims, records, by_problem, sampling_s)
+
+
+def describe_sampling(plan: SamplingPlan, settings: EvalSettings) -> dict[str, Any]:
+    """What was sampled and how, as eval.json and audit.json record it: the model (with the sha256 of its
+    weights), the environment and its resolved options, the problems, the sampling settings and seed."""
+    from cogrl.models import weights_digest
+
+    rollout = plan.rollout
+    return {
+        "model": plan.model,
+        "model_dir": str(plan.source.model_dir),
+        "checkpoint_step": plan.source.checkpoint_step,
+        "weights_sha256": weights_digest(plan.source.model_dir),
+        "env": {"name": plan.env_name, "options": plan.env.options.model_dump(mode="json")},
         "split": settings.split,
-        "problems": count,
+        "problems": len(plan.tasks),
         "samples_per_problem": settings.n,
-        "k": list(ks),
         "sampling": {
             "backend": rollout.backend,
-            "device": device,
-            "dtype": dtype,
+            "device": plan.device,
+            "dtype": plan.dtype,
             "temperature": rollout.temperature,
             "top_p": rollout.top_p,
             "max_new_tokens": rollout.max_new_tokens,
             "max_prompt_tokens": rollout.max_prompt_tokens,
             "stop": list(rollout.stop),
         },
+    }
+
+
+def write_samples(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+    """samples.jsonl: one line per response."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(dumps(record) + "\n" for record in records)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The evaluation
+# --------------------------------------------------------------------------------------------------------
+def evaluate(
+    model: str | Path, settings: EvalSettings, out: Path, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Sample ``settings.n`` responses per problem, score, key and tag them, and write the output directory
+    ``out`` atomically (built beside it, then renamed). Returns eval.json's content."""
+    from cogrl.rl.driver import derive_seed
+    from cogrl.rl.metrics import claim_metrics, rollout_metrics
+    from cogrl.rl.runs import run_metadata
+
+    started = time.perf_counter()
+    ks = check_ks(settings.ks, settings.n)
+    plan = plan_sampling(model, settings)
+    sampled = sample_and_score(plan, settings, log)
+    scores, keys, records = sampled.scores, sampled.keys, sampled.records
+    count = len(plan.tasks)
+    bootstrap_seed = derive_seed(settings.seed, "bootstrap")
+    weights = bootstrap_weights(count, settings.resamples, bootstrap_seed)
+    try:
+        passk = passk_rows(
+            [[scores[i].correct for i in rows] for rows in sampled.by_problem],
+            [[keys[i] for i in rows] for rows in sampled.by_problem] if keys is not None else None,
+            ks,
+            weights,
+            settings.confidence,
+            [t.id for t in plan.tasks],
+        )
+    except ValueError as exc:  # an environment's answer_key that breaks its contract
+        raise InputError(f"env {plan.env_name} answer keys: {exc}") from None
+    behaviors = (
+        behavior_rows(records, settings.resamples, bootstrap_seed, settings.confidence)
+        if sampled.tags
+        else []
+    )
+    summary = {
+        **describe_sampling(plan, settings),
+        "k": list(ks),
         "seeds": {
             "sampling": settings.seed,
             "sample_rule": "cogrl.rl.rollout.sample_seed(seed, problem index, sample index)",
@@ -499,11 +591,12 @@ def evaluate(
         "figures": {
             "passk": passk,
             "behaviors_pooled": [row for row in behaviors if row["difficulty"] == POOLED],
-            **rollout_metrics(generations, scores, tags),
+            **rollout_metrics(sampled.generations, scores, sampled.tags),
+            **claim_metrics(sampled.claims or []),
         },
         "timing": {
-            "sampling_s": round(sampling_s, 3),
-            "response_tokens": sum(len(g.response_ids) for g in generations),
+            "sampling_s": round(sampled.sampling_s, 3),
+            "response_tokens": sum(len(g.response_ids) for g in sampled.generations),
         },
         "metadata": run_metadata(settings.seed),
     }
@@ -513,12 +606,11 @@ def evaluate(
         plot_passk(
             {"": passk},
             tmp / "passk.png",
-            title=f"{Path(str(model)).name} on {env_name} ({count} problems, n={settings.n})",
+            title=f"{Path(str(model)).name} on {plan.env_name} ({count} problems, n={settings.n})",
         )
-        if tags:
+        if sampled.tags:
             (tmp / "behaviors.csv").write_text(to_csv(behaviors, BEHAVIOR_COLUMNS), encoding="utf-8")
-        with open(tmp / "samples.jsonl", "w", encoding="utf-8") as handle:
-            handle.writelines(dumps(record) + "\n" for record in records)
+        write_samples(tmp / "samples.jsonl", records)
         summary["timing"]["total_s"] = round(time.perf_counter() - started, 3)
         (tmp / "eval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
