@@ -254,3 +254,27 @@ def test_report_overlays_pass_at_k_curves_of_comparable_evaluations(tmp_path, ca
     (rl / "passk.csv").write_text("k,pass@k,ci_low,ci_high,maj@k,maj_ci_low,maj_ci_high\n1,abc,0,0,,,\n")
     code, _, err = run_cli(["report", "--eval", str(rl), "--out", str(tmp_path / "r3")], capsys, monkeypatch)
     assert code == 2 and "passk.csv:2" in err
+
+
+def test_false_verification_is_reported_over_training_when_rollouts_check_claims(tmp_path):
+    run = make_run(tmp_path / "all_strategies" / "rl")
+    claims = {
+        (0, "e1"): dict(true_steps=2, false_steps=2, true_checks=1, false_checks=1, false_success_claims=1),
+        (0, "e2"): dict(true_steps=4, false_steps=0, true_checks=0, false_checks=0, false_success_claims=0),
+        (2, "e1"): dict(true_steps=3, false_steps=0, true_checks=2, false_checks=0, false_success_claims=0),
+        (2, "e2"): dict(true_steps=0, false_steps=0, true_checks=0, false_checks=0, false_success_claims=0),
+    }
+    records = [json.loads(line) for line in (run / "eval_rollouts.jsonl").read_text().splitlines()]
+    for record in records:
+        if record["sample"] == 0:
+            record["claims"] = {**claims[(record["step"], record["task_id"])], "truncated": False}
+    write_jsonl(run / "eval_rollouts.jsonl", records)
+    files = write_sweep_report([run], tmp_path / "report")
+    assert tmp_path / "report" / "claims.png" in files
+    line = next(li for li in (tmp_path / "report" / "summary.md").read_text().splitlines()
+                if li.startswith("| all_strategies | 0.500"))  # fmt: skip
+    # step 0: 1 of 2 responses claims success falsely, 1 of 2 checks false, 2 of 8 steps false;
+    # step 2: none false; 0 of 2 checks, 0 of 3 steps
+    assert line == "| all_strategies | 0.500 | 0.000 | 0.500 | 0.000 | 0.250 | 0.000 |"
+    plain = make_run(tmp_path / "plain")
+    assert not any(p.name == "claims.png" for p in write_sweep_report([plain], tmp_path / "report2"))

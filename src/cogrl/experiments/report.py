@@ -146,6 +146,7 @@ def run_curves(run_dir: Path, condition: str) -> tuple[list[dict[str, Any]], str
     eval_records = _last_per_key(eval_records, "step", "task_id")
     eval_rows = {row["step"]: row for row in behavior_curves(eval_records, condition)}
     by_scorer = scorer_accuracies(eval_records)
+    claims = claim_rates(eval_records)
     train_rows = {row["step"]: row for row in behavior_curves(train, condition)}
     rows, fallback = [], False
     for metrics in sorted(evals, key=lambda m: m["step"]):
@@ -154,12 +155,39 @@ def run_curves(run_dir: Path, condition: str) -> tuple[list[dict[str, Any]], str
         if row is None:
             fallback = True
             row = train_rows.get(step) or {"condition": condition, "step": step}
-        row = {**row, "accuracy": metrics.get("eval/accuracy"), **by_scorer.get(step, {})}
+        row = {
+            **row,
+            "accuracy": metrics.get("eval/accuracy"),
+            **by_scorer.get(step, {}),
+            **claims.get(step, {}),
+        }
         rows.append(row)
     source = "test responses of each evaluation" + (
         " (training rollouts where none were saved)" if fallback else ""
     )
     return rows, source
+
+
+CLAIM_RATES = ("false_success_rate", "false_check_rate", "false_step_rate")
+
+
+def claim_rates(records: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, float]]:
+    """Per step, from the records' ``claims`` (environments that check claims): the share of responses with
+    a false success claim, and false checks over checks and false steps over steps, pooled (a rate with no
+    checks or steps is left out, never 0). Records without ``claims`` give nothing."""
+    by_step: dict[int, list[Mapping[str, int]]] = {}
+    for record in records:
+        if isinstance(record.get("claims"), Mapping):
+            by_step.setdefault(int(record["step"]), []).append(record["claims"])
+    rates: dict[int, dict[str, float]] = {}
+    for step, claims in by_step.items():
+        row = {"false_success_rate": sum(c["false_success_claims"] > 0 for c in claims) / len(claims)}
+        for kind in ("check", "step"):
+            false = sum(c[f"false_{kind}s"] for c in claims)
+            if (total := false + sum(c[f"true_{kind}s"] for c in claims)) > 0:
+                row[f"false_{kind}_rate"] = false / total
+        rates[step] = row
+    return rates
 
 
 def scorer_accuracies(records: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, float]]:
@@ -302,9 +330,15 @@ def write_sweep_report(
     matched = {name: _paper_name(name) for name in ours}
     write_atomic(out / "curves.csv", curves_csv([row for rows in ours.values() for row in rows]))
     panels = [("accuracy", "accuracy (share of test problems solved)")]
-    plot_panels(ours, reference, matched, panels, out / "accuracy.png", ncols=1)
+    plot_panels(ours, reference, matched, panels, out / "accuracy.png", ncols=1, ylabel="accuracy")
     panels = [(f"avg_{PAPER_COLUMNS[b]}", b.replace("_", " ")) for b in BEHAVIORS]
-    plot_panels(ours, reference, matched, panels, out / "behaviors.png", ncols=2)
+    plot_panels(
+        ours, reference, matched, panels, out / "behaviors.png", ncols=2, ylabel="mean count per response"
+    )
+    if any("false_success_rate" in p for points in ours.values() for p in points):
+        panels = [(key, key.replace("_", " ")) for key in CLAIM_RATES]
+        plot_panels(ours, {}, matched, panels, out / "claims.png", ncols=3, ylabel="share (false / all)")
+        written.append(out / "claims.png")
     model = PAPER_MODELS.get(paper, "paper") if paper_csv is None else reference_path.name
     sweeps = {path: summary for path in paths if (summary := verdict.read_summary(path)) is not None}
     text = summary_markdown(ours, sources, reference, matched, model, sweeps)
@@ -339,6 +373,7 @@ def plot_panels(
     panels: Sequence[tuple[str, str]],
     path: Path,
     ncols: int,
+    ylabel: str,
 ) -> None:
     """One panel per column: our runs solid, the paper's same-named conditions dashed in the same colour."""
     import matplotlib
@@ -368,7 +403,7 @@ def plot_panels(
         if last_step:
             top = axis.secondary_xaxis("top", functions=(lambda f: f * last_step, lambda s: s / last_step))
             top.set_xlabel("our RL step")
-    axes.flat[0].set_ylabel("accuracy" if panels[0][0] == "accuracy" else "mean count per response")
+    axes.flat[0].set_ylabel(ylabel)
     for axis in list(axes.flat)[len(panels) :]:
         axis.remove()
     handles, labels = axes.flat[0].get_legend_handles_labels()
@@ -407,7 +442,8 @@ def summary_markdown(
     lines += [
         "Accuracy: the share of test problems whose one sample the run's scorer accepts (the paper's",
         "protocol; `env.options.scorer`, exact unless the recipe says paper). Behaviors: mean",
-        "count per response at the last evaluation (ours: regex tagger; paper: LLM judge, so compare shapes).",
+        "count per response at the last evaluation (ours: the run's counter, the regex tagger or the",
+        "environment's exact parser; paper: LLM judge, so compare shapes).",
         f"Paper columns: the same condition in the published {model} results (start = step 0, end = step 250).",
         "",
         "| condition | steps | accuracy start | accuracy end | gain | "
@@ -446,6 +482,7 @@ def summary_markdown(
             cells += ["(none in the paper)", "-", "-", "-"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += _scorer_table(ours)
+    lines += _claims_table(ours)
     lines += ["", "Behavior counts come from:"]
     lines += [f"- {name}: {source}" for name, source in sources.items()]
     lines += ["", f"Columns of curves.csv: {', '.join(CURVE_COLUMNS)}.", ""]
@@ -473,6 +510,27 @@ def _scorer_table(ours: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
             lines.append(
                 f"| {name} | {last['step']} | " + " | ".join(_fmt(last.get(n)) for n in names) + " |"
             )
+    return lines
+
+
+def _claims_table(ours: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """False verification at the first and the last evaluation (none logged: no lines)."""
+    if not any("false_success_rate" in p for points in ours.values() for p in points):
+        return []
+    lines = [
+        "",
+        "False verification (environments that check claims; first sample per test problem): the share of",
+        "responses claiming success falsely, false checks / checks, false arithmetic steps / steps; claims.png",
+        "plots them over training:",
+        "",
+        "| condition | false success start | end | false checks start | end | false steps start | end |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, points in ours.items():
+        if points:
+            first, last = _ends(points)
+            cells = [f"{_fmt(first.get(key))} | {_fmt(last.get(key))}" for key in CLAIM_RATES]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
 
