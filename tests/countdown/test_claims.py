@@ -13,7 +13,7 @@ from cogrl.rl.metrics import claim_metrics
 from cogrl_countdown.claims import MAX_CHARS, MAX_CLAIMS, check_prose
 from cogrl_countdown.prompts import completion
 from cogrl_countdown.search_traces import count_search_behaviors, write_search_trace
-from cogrl_countdown.traces import write_countdown_trace
+from cogrl_countdown.traces import GIVE_UP, write_countdown_trace
 
 NUMBERS, TARGET = [25, 30, 3, 4], 32
 
@@ -94,18 +94,21 @@ def test_problem_statements_and_intentions_are_not_claims():
     assert counts("That matches the target!") == (0, 0, 0, 0, 0)  # nothing computed to check
 
 
-def test_narrative_traces_correct_ones_claim_nothing_false_wrong_ones_claim_success():
-    """The synthetic writer's incorrect traces end with one slip and a confident success claim (issue 13)."""
+def test_narrative_traces_claim_nothing_false_and_incorrect_ones_fail_honestly():
+    """The synthetic writer's traces, correct or not, state no false step, check or success (issue 13: an
+    incorrect trace is a search that runs out and says so, not a confident near miss)."""
     rng = random.Random(0)
+    subsets = [frozenset(BEHAVIORS), frozenset({"backtracking", "verification"}), frozenset()]
+    subsets += [frozenset({"backtracking", "backward_chaining"}), frozenset({"subgoal_setting"})]
     for correct in (True, False):
-        for _ in range(10):
-            trace = write_countdown_trace(NUMBERS, TARGET, frozenset(BEHAVIORS), correct, rng)
-            c = check_prose(trace.thought, NUMBERS, TARGET)
-            assert c.true_steps > 0 and c.true_checks + c.false_checks > 0
-            if correct:
+        for behaviors in subsets:
+            for _ in range(25):  # 125 traces per correctness
+                trace = write_countdown_trace(NUMBERS, TARGET, behaviors, correct, rng)
+                c = check_prose(trace.thought, NUMBERS, TARGET)
+                assert c.true_steps > 0, trace.thought
                 assert (c.false_steps, c.false_checks, c.false_success_claims) == (0, 0, 0), trace.thought
-            else:
-                assert c.false_steps >= 1 and c.false_success_claims == 1, trace.thought
+                if not correct:
+                    assert any(sentence in trace.thought for sentence in GIVE_UP), trace.thought
 
 
 def env(**options):

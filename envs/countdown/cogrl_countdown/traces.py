@@ -10,8 +10,12 @@ and goes back; then it writes the solver's solution. Each behavior is switched o
 
 Every sentence is drawn from several templates with random fillers, so a model learns the move and not a
 fixed string; the writer records the character span of every behavior instance (``Trace.instances``).
-For ``correct=False`` the final attempt is a near miss whose last step is mis-added to the target (one
-arithmetic slip), so the trace reads as confident and its answer scores below 1.0.
+For ``correct=False`` the search fails honestly, as the paper's natural failures do: the attempts run out,
+the last one is the closest miss found (every number used once, no attempt written before it closer to the
+target), its result is stated as computed, a verifying trace compares it with the target and finds the gap,
+and the trace says that no solution was found within its budget before answering with that attempt. No
+statement in it is false: no slipped step, no check that passes, no claim of success (``claims.check_prose``
+finds none), so a model primed on it does not learn to announce successes it did not reach.
 """
 
 from __future__ import annotations
@@ -240,21 +244,35 @@ def solution_attempt(
 
 
 def attempt_for(tree: Node) -> Attempt:
-    """A successful (or, for near misses, claimed successful) attempt along ``tree``."""
+    """A successful attempt along ``tree``."""
     unknown, known = sides(tree)
     return Attempt(tree, True, unknown, known, unknown.value)
 
 
-def near_miss_attempt(numbers: Sequence[int], target: int, rng: random.Random) -> Attempt:
-    """A wrong answer that uses every number once and lands close to the target (the trace claims a hit)."""
+def near_miss_attempt(
+    numbers: Sequence[int], target: int, rng: random.Random, whole_need: bool = False
+) -> Attempt:
+    """The closest of some random attempts that miss the target (an honest failure's answer), as a failed
+    attempt whose ``need`` is what its last step really needs; ``whole_need``: only attempts whose need is a
+    positive whole number (a backward-chaining trace states it)."""
     candidates = [random_chain(numbers, rng) for _ in range(48)]
     misses = [t for t in candidates if t is not None and not any(s.value == target for s in t.steps())]
     if not misses:  # every random attempt passed through the target: fall back to plain sums and products
-        misses = [t for t in fixed_attempts(numbers) if t.value != target]
-    if not misses:
+        misses = [t for t in fixed_attempts(numbers) if not any(s.value == target for s in t.steps())]
+    attempts = [missed_attempt(t, target) for t in misses]
+    attempts = [a for a in attempts if not whole_need or (a.need > 0 and a.need.denominator == 1)]
+    if not attempts:
         raise ValueError(f"cannot write a wrong answer for numbers {list(numbers)} and target {target}")
-    best = min(abs(t.value - target) for t in misses)
-    return attempt_for(rng.choice([t for t in misses if abs(t.value - target) == best]))
+    best = min(abs(a.tree.value - target) for a in attempts)
+    return rng.choice([a for a in attempts if abs(a.tree.value - target) == best])
+
+
+def missed_attempt(tree: Node, target: int) -> Attempt:
+    """A failed attempt along ``tree``, with the value its last step would need to reach the target."""
+    unknown, known = sides(tree)
+    return Attempt(
+        tree, False, unknown, known, needed_value(target, tree.op, known.value, unknown is tree.left)
+    )
 
 
 def fixed_attempts(numbers: Sequence[int]) -> list[Node]:
@@ -340,6 +358,19 @@ CLOSINGS = [
     "So {expr} it is.",
 ]
 
+GIVE_UP = [
+    "I have not found a solution within my budget of attempts, so I will answer with my closest one.",
+    "No solution found within my budget. I will give my closest attempt as the answer.",
+    "I am out of attempts without a solution, so my answer is the closest equation I found.",
+    "That uses up my budget and I have no solution; I will answer with the closest equation so far.",
+]
+"""An honest end of a failed search: no comparison with the target (that is verification, which only the
+verification behavior writes), no claim that the answer works."""
+GIVE_UP_CLOSINGS = [
+    "Closest attempt (not a solution): {expr}.",
+    "My best attempt, which is not a solution: {expr}.",
+    "Answering with the closest attempt: {expr}.",
+]
 VERIFY_FAIL = [
     "Checking against the target: {value} is not {target}.",
     "That is {value}, which does not equal {target}.",
@@ -419,9 +450,15 @@ def step_sentence(step: Node, rng: random.Random, final: bool = False) -> str:
 
 
 def write_attempt(
-    out: TraceBuilder, attempt: Attempt, target: int, behaviors: frozenset[str], rng: random.Random
+    out: TraceBuilder,
+    attempt: Attempt,
+    target: int,
+    behaviors: frozenset[str],
+    rng: random.Random,
+    last: bool = False,
 ) -> None:
-    """Narrate one attempt; a successful one is left at the target (closing and checks are the caller's)."""
+    """Narrate one attempt; a successful one is left at the target (closing and checks are the caller's).
+    ``last``: a failed attempt the search ends on, written in full and not abandoned (the caller gives up)."""
     tree, unknown, known = attempt.tree, attempt.unknown, attempt.known
     parts = join_numbers(unknown.leaves())
     need, other = number(attempt.need), number(known.value)
@@ -456,7 +493,7 @@ def write_attempt(
         out.add(
             rng.choice(SUBGOAL_TEMPLATES).format(goal=number(goal), parts=goal_parts, finish=finish), SUBGOAL
         )
-    stop_early = not attempt.success and BACKWARD in behaviors
+    stop_early = not attempt.success and BACKWARD in behaviors and not last
     steps = tree.steps()
     if stop_early:
         steps = unknown.steps()
@@ -478,7 +515,8 @@ def write_attempt(
             ),
             VERIFICATION,
         )
-    out.add(rng.choice(BACKTRACK_TEMPLATES), BACKTRACKING)
+    if not last:
+        out.add(rng.choice(BACKTRACK_TEMPLATES), BACKTRACKING)
 
 
 def recompute(tree: Node, target: int) -> str:
@@ -509,26 +547,36 @@ def write_countdown_trace(
     if correct:
         final = solution_attempt(numbers, target, rng, reference)
     else:
-        final = near_miss_attempt(numbers, target, rng)
+        final = near_miss_attempt(numbers, target, rng, whole_need=BACKWARD in behaviors)
+    failed: list[Attempt] = []
     if BACKTRACKING in behaviors:
         tried = signatures(final)
         for _ in range(rng.choice((1, 1, 2, 2, 3))):
             attempt = failed_attempt(numbers, target, rng, tried)
             if attempt is None:
                 break
-            leads = ATTEMPT_LEADS if out.instances[BACKTRACKING] else FIRST_LEADS
             tried |= signatures(attempt)
-            out.add(rng.choice(leads), sep="\n")
-            write_attempt(out, attempt, target, behaviors, rng)
+            failed.append(attempt)
+    if not correct and failed:  # a failing search ends on its closest attempt, even one found on the way
+        closest = min(failed, key=lambda a: abs(a.tree.value - target))
+        if abs(closest.tree.value - target) < abs(final.tree.value - target):
+            failed[failed.index(closest)], final = final, closest
+    for attempt in failed:
+        out.add(rng.choice(ATTEMPT_LEADS if out.instances[BACKTRACKING] else FIRST_LEADS), sep="\n")
+        write_attempt(out, attempt, target, behaviors, rng)
     if out.instances[BACKTRACKING]:
         out.add(rng.choice(ATTEMPT_LEADS), sep="\n")
-    write_attempt(out, final, target, behaviors, rng)
-    if VERIFICATION in behaviors:
-        out.add(
-            rng.choice(VERIFY_SUCCESS).format(recompute=recompute(final.tree, target), target=target),
-            VERIFICATION,
-        )
+    write_attempt(out, final, target, behaviors, rng, last=not correct)
     answer = final.tree.expression()
-    out.add(rng.choice(CLOSINGS).format(expr=answer), sep="\n")
+    if not correct:
+        out.add(rng.choice(GIVE_UP))
+        out.add(rng.choice(GIVE_UP_CLOSINGS).format(expr=answer), sep="\n")
+    else:
+        if VERIFICATION in behaviors:
+            out.add(
+                rng.choice(VERIFY_SUCCESS).format(recompute=recompute(final.tree, target), target=target),
+                VERIFICATION,
+            )
+        out.add(rng.choice(CLOSINGS).format(expr=answer), sep="\n")
     instances = {b: tuple(spans) for b, spans in out.instances.items() if b in behaviors or spans}
     return Trace(thought=out.text, answer=answer, correct=correct, instances=instances)
