@@ -8,7 +8,7 @@ import sys
 import typer
 
 from cogrl import QUIET_ENV
-from cogrl.cli import behaviors, env, eval, pretrain, prime, report, sweep, train
+from cogrl.cli import audit, behaviors, env, eval, pretrain, prime, report, sweep, train
 from cogrl.files import InputError
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.command("train")(train.train)
 app.command("sweep")(sweep.sweep)
 app.command("report")(report.report)
 app.command("eval")(eval.eval_command)
+app.command("audit")(audit.audit_command)
 
 
 def main() -> None:

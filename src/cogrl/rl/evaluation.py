@@ -400,8 +400,13 @@ class SamplingPlan:
     rollout: RolloutConfig
     device: str
     dtype: str
-    patterns: str | None
-    """The regex pattern set (the recipe's, else the tagger's default)."""
+    recipe: TrainRecipe | None
+    """The recipe that gave the defaults (the one passed, else the run's), if any."""
+
+    @property
+    def patterns(self) -> str | None:
+        """The regex pattern set: the recipe's, else the tagger's default."""
+        return self.recipe.behaviors.patterns if self.recipe else None
 
 
 def plan_sampling(
@@ -433,8 +438,7 @@ def plan_sampling(
     if device not in ("cpu", "cuda"):
         raise InputError(f"device {device!r}: expected cpu or cuda")
     dtype = settings.dtype or (recipe.model.dtype if recipe else "float32")
-    patterns = recipe.behaviors.patterns if recipe else None
-    return SamplingPlan(str(model), source, env_name, env, split[:count], rollout, device, dtype, patterns)
+    return SamplingPlan(str(model), source, env_name, env, split[:count], rollout, device, dtype, recipe)
 
 
 @dataclass(frozen=True)
