@@ -449,6 +449,14 @@ class LLMSourceConfig(EndpointConfig):
     """Stop after this many requests even if the set is short (default: 5 per row wanted)."""
     oversample: float = Field(1.5, gt=0)
     """Each round asks for this many times the rows still missing (replies get rejected)."""
+    filter: Literal["strict", "none", "natural_failure"] = "strict"
+    """Which replies are kept. ``strict``: the tagger finds exactly the condition's behaviors and the answer is
+    as right or wrong as the condition says (an ``+incorrect`` reply must also claim no success it did not
+    reach). ``none``: every parsed reply, as the paper did (Gandhi et al., 2025, released code: its
+    all-strategies set was about 37% correct); the card reports the correctness and behavior rates.
+    ``natural_failure``: for an ``+incorrect`` condition, the writer is asked to solve the task (the
+    condition's behaviors, no request to be wrong) and only wrong answers without a false success claim are
+    kept (the paper's incorrect-only control: its all-strategies traces whose answers were wrong)."""
 
 
 class LoggingConfig(StrictModel):

@@ -21,9 +21,16 @@ SECRET = "sk-test-secret-123"
 
 
 def canned_reply(kind: str, numbers: list[int], target: int, rng: random.Random) -> str:
-    """good: backtracking only; unwanted: also verification; wrong: a wrong answer; unreadable: no tags."""
+    """good: backtracking only; unwanted: also verification; wrong: a wrong answer that says so; lying: a
+    wrong answer claimed to reach the target; unreadable: no tags."""
     if kind == "unreadable":
         return f"I would say {numbers[0]} + {numbers[1]} or so."
+    if kind == "lying":
+        wrong = write_countdown_trace(
+            numbers, target, frozenset({"backtracking", "verification"}), False, rng
+        )
+        claim = f"{numbers[0]} + {numbers[1]} = {target}. That matches the target."
+        return f"<think>\n{wrong.thought} {claim}\n</think>\n<answer>{wrong.answer}</answer>"
     behaviors = {
         "good": {"backtracking"},
         "unwanted": {"backtracking", "verification"},
@@ -136,3 +143,55 @@ def test_system_prompts_differ_per_condition_and_parse_reply_is_strict():
     assert parse_reply("<think>a</think>\n<answer>1 + 2</answer> <answer>3 * 4</answer>") == ("a", "3 * 4")
     assert parse_reply("<think>a</think> no answer") is None
     assert parse_reply("<answer>1</answer>") is None
+
+
+class HonestyServer(CannedServer):
+    """Replies cycle through a right answer, an honest failure, a false success claim, an unreadable reply."""
+
+    KINDS = ("good", "wrong", "lying", "unreadable")
+
+
+def test_unfiltered_keeps_every_parsed_reply_and_reports_its_rates(env, tmp_path):
+    """filter none (the paper's sets): right, wrong and off-condition replies alike; the card says how many."""
+    with CannedServer() as server:
+        config = LLMSourceConfig(endpoint=server.url, concurrency=1, backoff_s=0.01, filter="none")
+        dataset, report = build_llm(env, get_condition("backtracking_only"), 8, 0, config, log=lambda m: None)
+    rows = dataset["train"].to_list()
+    assert len(rows) == 8 and set(report.rejections) == {"unreadable_format"}
+    assert any(r["correct"] for r in rows) and not all(r["correct"] for r in rows)
+    assert any(r["behaviors"]["verification"] for r in rows)  # "unwanted" replies are kept too
+    out = tmp_path / "set"
+    meta = {"condition": "backtracking_only", "filter": "none", "rejections": dict(report.rejections)}
+    stats = save_priming_set(dataset, out, meta)["train"]
+    assert stats["correct_rate"] == sum(r["correct"] for r in rows) / 8
+    assert 0 < stats["behavior_rate"]["verification"] < 1 and stats["behavior_rate"]["backtracking"] == 1
+    card = (out / "README.md").read_text()
+    assert "| filter | `none` |" in card and f"| train | 8 | {stats['correct_rate']:.1%} |" in card
+
+
+def test_natural_failures_are_wrong_answers_without_false_success_claims(env):
+    with HonestyServer() as server:
+        config = LLMSourceConfig(
+            endpoint=server.url, concurrency=1, backoff_s=0.01, filter="natural_failure", max_requests=40
+        )
+        dataset, report = build_llm(
+            env, get_condition("backtracking_only+incorrect"), 3, 0, config, log=lambda m: None
+        )
+    rows = dataset["train"].to_list()
+    assert len(rows) == 3 and not any(r["correct"] for r in rows)
+    assert all(
+        env.check_claims(r["completion"], env.task_from_record(r)).false_success_claims == 0 for r in rows
+    )
+    assert report.rejections["false_success_claim"] >= 1 and report.rejections["answer_not_wrong"] >= 1
+    # The writer is asked to solve the task (its failures are natural), not to be wrong.
+    assert all("WRONG" not in prompt for prompt in server.system_prompts)
+    with pytest.raises(InputError, match=r"\+incorrect"):
+        build_llm(env, get_condition("backtracking_only"), 1, 0, config, log=lambda m: None)
+
+
+def test_strict_incorrect_rejects_false_success_claims(env):
+    with HonestyServer() as server:
+        config = LLMSourceConfig(endpoint=server.url, concurrency=1, backoff_s=0.01, max_requests=40)
+        condition = get_condition("backtracking_verification+incorrect")
+        _, report = build_llm(env, condition, 1, 0, config, log=lambda m: None)
+    assert report.rejections["false_success_claim"] >= 1

@@ -4,6 +4,8 @@ cogrl prime conditions
 cogrl prime build --condition all_strategies --n 1000 --out data/prime/all_strategies
 cogrl prime build --condition length_matched --tokenizer runs/base-model --out data/prime/length_matched
 cogrl prime build --condition backtracking_only --source llm --endpoint http://127.0.0.1:8000 --out DIR
+cogrl prime build --condition all_strategies --source llm --filter none --endpoint URL --out DIR
+cogrl prime build --condition all_strategies+incorrect --source samples --samples s.jsonl --out DIR
 cogrl prime sft recipes/cpu-tiny-prime-sft.yaml sft.dataset=data/prime/all_strategies --out runs/primed
 """
 
@@ -25,6 +27,13 @@ stderr = Console(stderr=True)
 class Source(StrEnum):
     synthetic = "synthetic"
     llm = "llm"
+    samples = "samples"
+
+
+class Filter(StrEnum):
+    strict = "strict"
+    none = "none"
+    natural_failure = "natural_failure"
 
 
 @app.command()
@@ -48,7 +57,11 @@ def build(
     n: Annotated[int, typer.Option(min=1, help="Training rows (paper: 1,000).")] = 1000,
     n_val: Annotated[int, typer.Option(min=0, help="Validation rows (paper: 200).")] = 200,
     source: Annotated[
-        Source, typer.Option(help="synthetic (programmatic, offline) or llm (an endpoint).")
+        Source,
+        typer.Option(
+            help="synthetic (programmatic, offline), llm (an endpoint) or samples (a JSONL of model "
+            "responses: their natural failures, for an +incorrect condition)."
+        ),
     ] = Source.synthetic,
     env_name: Annotated[str, typer.Option("--env", help="Environment name.")] = "countdown",
     preset: Annotated[str, typer.Option(help="The environment's problem preset.")] = "priming",
@@ -66,6 +79,19 @@ def build(
     max_requests: Annotated[
         int | None, typer.Option(min=1, help="llm: give up after this many requests.")
     ] = None,
+    filter_: Annotated[
+        Filter,
+        typer.Option(
+            "--filter",
+            help="llm: strict (behaviors and correctness as the condition says), none (every parsed reply, "
+            "as the paper), natural_failure (+incorrect: wrong answers of a writer asked to solve, no false "
+            "success claim).",
+        ),
+    ] = Filter.strict,
+    samples: Annotated[
+        Path | None,
+        typer.Option(help="samples: JSONL with the task fields (numbers, target) and completion per line."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists and is not empty.")] = False,
 ) -> None:
     """Build a priming set: prompt/completion rows in the RL format, with behaviors and correctness."""
@@ -73,13 +99,13 @@ def build(
     from cogrl.priming.conditions import get_condition
     from cogrl.priming.dataset import build_synthetic, save_priming_set
 
-    target = check_output_dir(out, overwrite, inputs=[tokenizer])
+    target = check_output_dir(out, overwrite, inputs=[tokenizer, samples])
     try:
         chosen = get_condition(condition)
     except KeyError as exc:
         raise InputError(f"--condition: {exc.args[0]}") from None
     # LLM replies get rejected: give the source several tasks per row wanted.
-    pool = (n + n_val) * (1 if source is Source.synthetic else 5)
+    pool = (n + n_val) * (5 if source is Source.llm else 1)
     env = load_env(env_name, {"preset": preset, "n_train": pool, "n_test": 0})
     tok = None
     if tokenizer is not None:
@@ -106,6 +132,19 @@ def build(
     if source is Source.synthetic:
         with stderr.status(f"writing {n + n_val} {chosen.name} traces ..."):
             dataset = build_synthetic(env, chosen, n, n_val, seed=seed, tokenizer=tok)
+    elif source is Source.samples:
+        from cogrl.priming.samples import build_from_samples
+
+        if samples is None:
+            raise InputError("--source samples needs --samples FILE.jsonl")
+        dataset, found = build_from_samples(env, chosen, samples, n, n_val, tokenizer=tok, log=stderr.print)
+        meta.update(
+            filter="natural_failure",
+            samples=str(samples),
+            sample_lines=found.lines,
+            claims_checked=found.claims_checked,
+            rejections=found.rejections,
+        )
     else:
         from cogrl.config import LLMSourceConfig
         from cogrl.priming.llm import build_llm
@@ -113,10 +152,16 @@ def build(
         if endpoint is None:
             raise InputError("--source llm needs --endpoint (an OpenAI-compatible server)")
         config = LLMSourceConfig(
-            endpoint=endpoint, model=model, concurrency=concurrency, max_requests=max_requests
+            endpoint=endpoint,
+            model=model,
+            concurrency=concurrency,
+            max_requests=max_requests,
+            filter=filter_.value,
         )
         dataset, report = build_llm(env, chosen, n, n_val, config, seed=seed, tokenizer=tok, log=stderr.print)
-        meta.update(model=report.model, rejections=report.rejections, requests=report.requests)
+        meta.update(
+            filter=filter_.value, model=report.model, rejections=report.rejections, requests=report.requests
+        )
     stats = save_priming_set(dataset, target, meta)
     train = stats["train"]
     n_validation = stats["validation"]["rows"] if "validation" in stats else 0

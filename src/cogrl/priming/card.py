@@ -63,6 +63,8 @@ def dataset_card(meta: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]]
         "behaviors",
         "correct",
         "transform",
+        "filter",
+        "samples",
         "env",
         "env_options",
         "seed",
@@ -93,7 +95,7 @@ def dataset_card(meta: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]]
         f"`{next(iter(stats.values()), {}).get('tagger', '')}` finds it in).",
     ]
     if "rejections" in meta:
-        lines += ["", "LLM-written rows rejected, by reason:", ""]
+        lines += ["", "Candidate rows rejected (LLM replies or samples), by reason:", ""]
         lines += [f"- {reason}: {count}" for reason, count in sorted(meta["rejections"].items())] or [
             "- none"
         ]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cogrl.behaviors.types import BEHAVIORS
-from cogrl.envs import Environment, Task, TraceWriter
+from cogrl.envs import ClaimChecker, Environment, Task, TraceWriter
 from cogrl.files import InputError, atomic_path
 from cogrl.priming.card import dataset_card, summarize
 from cogrl.priming.conditions import Condition
@@ -72,6 +72,14 @@ def make_row(
         "behaviors": {b: counts.get(b) for b in BEHAVIORS},
         "behavior_spans": {b: [list(s) for s in spans.get(b, ())] for b in BEHAVIORS},
     }
+
+
+def false_success_claims(env: Environment, completion: str, task: Task) -> int | None:
+    """How many times a completion claims a success it did not reach (``ClaimChecker``), or None when the
+    environment cannot tell. A natural failure is a wrong answer with none: it fails without pretending."""
+    if not isinstance(env, ClaimChecker):
+        return None
+    return env.check_claims(completion, task).false_success_claims
 
 
 def synthetic_row(

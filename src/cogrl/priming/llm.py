@@ -3,8 +3,11 @@
 The paper (Gandhi et al., 2025) had Claude-3.5-Sonnet write each condition's traces from one system prompt
 per condition. Here the system prompt is composed from the condition's behaviors (so a newly registered
 condition gets one too), every reply is parsed for its thought and answer, scored by the environment, and
-tagged by the regex behavior tagger; a reply is kept only when its answer is as right or wrong as the
-condition asks and its behaviors are exactly the condition's. Rejections are counted by reason.
+tagged by the regex behavior tagger. What is kept is ``LLMSourceConfig.filter``: by default (``strict``) a
+reply whose answer is as right or wrong as the condition asks and whose behaviors are exactly the
+condition's; ``none`` keeps every parsed reply (the paper's unfiltered sets); ``natural_failure`` keeps the
+wrong answers of a writer asked to solve the task that claim no success they did not reach (the paper's
+incorrect-only control). Rejections are counted by reason.
 
 Requests go through the lab's one OpenAI-compatible client (`cogrl.llm_client`: bounded concurrency, jittered
 retries), configured by `cogrl.config.LLMSourceConfig`. The API key comes from the environment only
@@ -14,6 +17,7 @@ retries), configured by `cogrl.config.LLMSourceConfig`. The API key comes from t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 import regex
 
 from cogrl.behaviors.regex_tagger import RegexTagger
-from cogrl.behaviors.types import BEHAVIORS
+from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
 from cogrl.config import LLMSourceConfig
 from cogrl.envs import Environment, Task, Trace
 from cogrl.files import InputError
 from cogrl.llm_client import LLMClient
 from cogrl.priming.conditions import Condition
-from cogrl.priming.dataset import make_row, priming_tasks, to_dataset_dict
+from cogrl.priming.dataset import false_success_claims, make_row, priming_tasks, to_dataset_dict
 
 if TYPE_CHECKING:
     import datasets
@@ -69,7 +73,7 @@ def system_prompt(condition: Condition) -> str:
     if not condition.correct:
         lines.append(
             "Your final answer must be WRONG: end on an equation that uses every number once but misses the "
-            "target by a little, presented with confidence."
+            "target by a little. Do not claim that it reaches the target."
         )
     lines.append(
         "Reply in exactly this form: <think>your reasoning</think>\n<answer>the equation only</answer>"
@@ -111,9 +115,11 @@ def judge_reply(
     env: Environment,
     tagger: RegexTagger,
     tokenizer: Any,
-    model: str,
+    source: str,
+    keep: str = "strict",
 ) -> tuple[dict | None, str | None]:
-    """(row, None) for a kept reply, (None, reason) for a rejected one."""
+    """(row, None) for a kept reply, (None, reason) for a rejected one; ``source`` is the rows' source
+    column (``llm:<model>``), ``keep`` is ``LLMSourceConfig.filter``."""
     if reply is None:
         return None, "request_failed"
     parsed = parse_reply(reply)
@@ -122,14 +128,8 @@ def judge_reply(
     thought, answer = parsed
     numbers, target = task.data.get("numbers"), task.data.get("target")
     tags = tagger.tag(thought, numbers=numbers, target=target)
-    for behavior in BEHAVIORS:
-        present = tags.present(behavior)
-        if present is None:
-            return None, f"tagger_unknown:{behavior}"
-        if behavior in condition.behaviors and not present:
-            return None, f"missing:{behavior}"
-        if behavior not in condition.behaviors and present:
-            return None, f"unwanted:{behavior}"
+    if keep == "strict" and (reason := behavior_mismatch(tags, condition)):
+        return None, reason
     trace = condition.apply(Trace(thought, answer, condition.correct, tags.spans), tokenizer)
     row = make_row(
         env,
@@ -139,11 +139,34 @@ def judge_reply(
         trace.answer,
         {b: len(trace.instances.get(b, ())) for b in BEHAVIORS},
         trace.instances,
-        f"llm:{model}",
+        source,
     )
+    if keep == "none":
+        return row, None
+    return (None, reason) if (reason := failure_mismatch(row, condition, env, task)) else (row, None)
+
+
+def behavior_mismatch(tags: BehaviorTags, condition: Condition) -> str | None:
+    """Why tagged behaviors are not exactly the condition's (``missing:``/``unwanted:``), or None."""
+    for behavior in BEHAVIORS:
+        present = tags.present(behavior)
+        if present is None:
+            return f"tagger_unknown:{behavior}"
+        if behavior in condition.behaviors and not present:
+            return f"missing:{behavior}"
+        if behavior not in condition.behaviors and present:
+            return f"unwanted:{behavior}"
+    return None
+
+
+def failure_mismatch(row: dict, condition: Condition, env: Environment, task: Task) -> str | None:
+    """Why a row is not as right or wrong as the condition asks, or None; a wrong answer that claims a success
+    it did not reach is no honest failure (``false_success_claim``)."""
     if row["correct"] != condition.correct:
-        return None, "wrong_answer" if condition.correct else "answer_not_wrong"
-    return row, None
+        return "wrong_answer" if condition.correct else "answer_not_wrong"
+    if not condition.correct and false_success_claims(env, row["completion"], task):
+        return "false_success_claim"
+    return None
 
 
 def build_llm(
@@ -157,9 +180,13 @@ def build_llm(
     tagger: RegexTagger | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[datasets.DatasetDict, LLMReport]:
-    """A priming set of LLM-written traces that pass the condition's checks (rejections in the report)."""
+    """A priming set of LLM-written traces kept by ``config.filter`` (rejections in the report)."""
     if condition.needs_tokenizer and tokenizer is None:
         raise InputError(f"condition {condition.name!r} needs a tokenizer (--tokenizer DIR)")
+    if config.filter == "natural_failure" and condition.correct:
+        raise InputError(
+            f"filter natural_failure keeps wrong answers: use an +incorrect condition, not {condition.name!r}"
+        )
     tasks = priming_tasks(env, len(env.tasks("train")), seed)
     report = LLMReport()
     rows = asyncio.run(
@@ -184,7 +211,9 @@ async def _collect(
     log: Callable[[str], None],
 ) -> list[dict]:
     max_requests = config.max_requests or 5 * wanted
-    system = system_prompt(condition)
+    # Natural failures come from a writer that tries to solve the task, as the paper's did.
+    asked = dataclasses.replace(condition, correct=True) if config.filter == "natural_failure" else condition
+    system = system_prompt(asked)
     rows: list[dict] = []
     next_task = 0
     async with LLMClient(config, "priming llm") as client:
@@ -204,7 +233,9 @@ async def _collect(
             next_task += size
             report.requests += size
             for task, reply in await asyncio.gather(*(one(t) for t in batch)):
-                row, reason = judge_reply(reply, task, condition, env, tagger, tokenizer, model)
+                row, reason = judge_reply(
+                    reply, task, condition, env, tagger, tokenizer, f"llm:{model}", config.filter
+                )
                 if row is None:
                     report.rejections[reason] += 1
                 elif len(rows) < wanted:
