@@ -495,6 +495,31 @@ class SFTConfig(StrictModel):
     """Paper: 10% warm-up."""
     max_length: int = Field(2048, gt=0)
     """Paper: 2,048 tokens."""
+    micro_batch_size: int | None = Field(None, ge=1)
+    """Rows per forward and backward pass; `batch_size / micro_batch_size` passes are accumulated into one
+    optimizer step (None: the whole batch in one pass). Paper: 8 rows per GPU on 2 GPUs, batch 64
+    (`scripts/sft.sh` in the paper's code, kanishkg/cognitive-behaviors)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas. Default: transformers' (0.9, 0.999), which the shipped CPU recipes and their measured
+    results use. Paper: (0.9, 0.95) (its SFT trainer's `optim.betas`, verl `sft_trainer.yaml`)."""
+    weight_decay: float = Field(0.0, ge=0.0)
+    """AdamW weight decay. Default: transformers' 0.0. Paper: 0.01 (`optim.weight_decay`)."""
+    grad_clip: float = Field(1.0, gt=0)
+    """Gradient-norm clip; transformers' default and the paper's (`optim.clip_grad: 1.0`)."""
+    think_tag: Literal["prompt", "completion"] = "prompt"
+    """Where the opening `<think>` tag of a row sits. `prompt`: at the end of the prompt, the RL prompt as it
+    is, so SFT ends exactly where RL generations start. `completion`: the prompt ends before the tag, as in
+    the paper (its SFT prompt ends at "Assistant: Let me solve this step by step." and its completion, the
+    writer's reply, opens with `<think>`), so the model is also trained to open the tag; the tag and the
+    whitespace before it move to the completion, so prompt + completion is the same text."""
+
+    @model_validator(mode="after")
+    def _micro_batches(self) -> SFTConfig:
+        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"sft.micro_batch_size ({self.micro_batch_size}) must divide sft.batch_size ({self.batch_size})"
+            )
+        return self
 
 
 class PretrainConfig(StrictModel):

@@ -11,6 +11,9 @@ import pytest
 from cogrl.config import SFTRecipe, load_recipe
 from cogrl.envs import make_env
 from cogrl.files import InputError
+from cogrl.priming.conditions import get_condition
+from cogrl.priming.dataset import build_synthetic
+from cogrl.priming.sft import think_tag_in_completion, trainer_arguments
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "cpu-tiny-prime-sft.yaml"
 SMALL = [
@@ -29,6 +32,46 @@ def test_recipe_loads_with_overrides():
     assert recipe.sft.condition == "backtracking_only" and recipe.model.tiny is not None
     with pytest.raises(InputError, match="did you mean 'sft.epochs'"):
         load_recipe(RECIPE, ["sft.epoch=2"], kind=SFTRecipe)
+
+
+PAPER_RECIPE = RECIPE.parent / "paper" / "llama3.2-3b-prime-sft.yaml"
+
+
+def test_paper_recipe_sets_the_papers_optimizer_and_prompt_split(tmp_path):
+    recipe = load_recipe(PAPER_RECIPE, kind=SFTRecipe)
+    sft = recipe.sft
+    assert (sft.epochs, sft.batch_size, sft.micro_batch_size, sft.lr, sft.max_length) == (
+        5,
+        64,
+        8,
+        1e-5,
+        2048,
+    )
+    assert (sft.betas, sft.weight_decay, sft.grad_clip, sft.think_tag) == (
+        (0.9, 0.95),
+        0.01,
+        1.0,
+        "completion",
+    )
+    args = trainer_arguments(sft, tmp_path, 0, on_gpu=False, bf16=False, train_rows=1000)
+    assert (args.adam_beta1, args.adam_beta2, args.weight_decay, args.max_grad_norm) == (0.9, 0.95, 0.01, 1.0)
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (8, 8)
+    with pytest.raises(InputError, match="must divide"):
+        load_recipe(PAPER_RECIPE, ["sft.micro_batch_size=7"], kind=SFTRecipe)
+
+
+def test_think_tag_moves_to_the_completion():
+    env = make_env("countdown", {"preset": "priming", "n_train": 20, "n_test": 0})
+    rows = build_synthetic(env, get_condition("backtracking_only"), 4, 0)["train"].select_columns(
+        ["prompt", "completion"]
+    )
+    moved = think_tag_in_completion(rows)
+    for before, after in zip(rows, moved, strict=True):
+        assert after["prompt"].endswith("Let me solve this step by step.")
+        assert after["completion"].startswith("\n<think>")
+        assert after["prompt"] + after["completion"] == before["prompt"] + before["completion"]
+    with pytest.raises(InputError, match="do not end with"):
+        think_tag_in_completion(moved)
 
 
 @pytest.mark.slow

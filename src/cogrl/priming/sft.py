@@ -2,7 +2,8 @@
 
 As in the paper (Gandhi et al., 2025, section 5): prompt/completion rows, loss on the completion only, no chat
 template (the prompt is the RL prompt as plain text), 5 epochs, batch 64, lr 1e-5 with a cosine schedule and
-10% warm-up, max length 2,048 (the defaults of `SFTConfig`). A row longer than the max length is dropped and
+10% warm-up, max length 2,048 (the defaults of `SFTConfig`); the paper's AdamW settings and prompt split are
+knobs (`betas`, `weight_decay`, `think_tag`; recipes/paper/llama3.2-3b-prime-sft.yaml sets them). A row longer than the max length is dropped and
 counted, never truncated silently. The output is a model directory with its tokenizer that a train recipe
 starts from (`model.path: <dir>`), with the resolved config, the seed and package versions beside it.
 """
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     import datasets
 
 METADATA_FILE = "sft.json"
+THINK_START = "<think>"
+"""The opening think tag that `SFTConfig.think_tag: completion` moves from the prompt to the completion."""
 
 
 def run_sft(
@@ -70,6 +73,23 @@ def priming_rows(config: SFTConfig, env: Environment, tokenizer: Any, seed: int)
     return build_synthetic(env, condition, config.n, n_val=0, seed=seed, tokenizer=tokenizer)
 
 
+def think_tag_in_completion(dataset: datasets.Dataset) -> datasets.Dataset:
+    """Rows whose prompt ends before the opening think tag: the tag and the whitespace before it start the
+    completion instead (the paper's SFT format); prompt + completion is unchanged."""
+    endings = [prompt.rstrip().endswith(THINK_START) for prompt in dataset["prompt"]]
+    if not all(endings):
+        raise InputError(
+            f"sft.think_tag completion: {endings.count(False)} of {len(endings)} prompts do not end with "
+            f"{THINK_START!r}"
+        )
+
+    def move(row: dict) -> dict:
+        head = row["prompt"].rstrip()[: -len(THINK_START)].rstrip()
+        return {"prompt": head, "completion": row["prompt"][len(head) :] + row["completion"]}
+
+    return dataset.map(move)
+
+
 def within_length(dataset: datasets.Dataset, tokenizer: Any, max_length: int) -> tuple[datasets.Dataset, int]:
     """Rows whose prompt + completion + EOS fit ``max_length`` tokens (as TRL tokenizes them), and how many
     were dropped."""
@@ -94,7 +114,6 @@ def fine_tune(
 ) -> Path:
     import torch
     from transformers import set_seed
-    from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
     from cogrl.rl.runs import run_metadata
@@ -105,7 +124,10 @@ def fine_tune(
     tokenizer.padding_side = "right"  # training pads on the right; generation (load_tokenizer) on the left
     splits = priming_rows(config, env, tokenizer, seed)
     columns = ["prompt", "completion"]
-    train, dropped = within_length(splits["train"].select_columns(columns), tokenizer, config.max_length)
+    splits = {split: rows.select_columns(columns) for split, rows in splits.items()}
+    if config.think_tag == "completion":
+        splits = {split: think_tag_in_completion(rows) for split, rows in splits.items()}
+    train, dropped = within_length(splits["train"], tokenizer, config.max_length)
     if dropped:
         log(
             f"sft: dropped {dropped} of {dropped + train.num_rows} training rows longer than {config.max_length} tokens"
@@ -114,9 +136,7 @@ def fine_tune(
         raise InputError(f"sft: every training row is longer than sft.max_length={config.max_length} tokens")
     validation = None
     if "validation" in splits and splits["validation"].num_rows:
-        validation, _ = within_length(
-            splits["validation"].select_columns(columns), tokenizer, config.max_length
-        )
+        validation, _ = within_length(splits["validation"], tokenizer, config.max_length)
 
     on_gpu = torch.cuda.is_available()
     dtype = recipe.model.dtype if recipe is not None else ("bfloat16" if on_gpu else "float32")
@@ -126,28 +146,8 @@ def fine_tune(
         out_dir.with_name(f"{out_dir.name}-wandb"), logging, config.model_dump(mode="json"), "sft"
     )
     with atomic_path(out_dir) as tmp:
-        args = TRLConfig(
-            output_dir=str(tmp / "trainer"),
-            num_train_epochs=config.epochs,
-            per_device_train_batch_size=config.batch_size,
-            per_device_eval_batch_size=config.batch_size,
-            learning_rate=config.lr,
-            lr_scheduler_type=config.lr_schedule,
-            warmup_steps=config.warmup_ratio,
-            max_length=config.max_length,
-            completion_only_loss=True,
-            packing=False,
-            seed=seed,
-            data_seed=seed,
-            use_cpu=not on_gpu,
-            bf16=on_gpu and model.dtype == torch.bfloat16,
-            gradient_checkpointing=on_gpu,
-            save_strategy="no",
-            eval_strategy="no",
-            logging_steps=max(1, min(50, train.num_rows // config.batch_size)),
-            report_to=[],
-            disable_tqdm=True,
-        )
+        bf16 = on_gpu and model.dtype == torch.bfloat16
+        args = trainer_arguments(config, tmp / "trainer", seed, on_gpu, bf16, train.num_rows)
         trainer = SFTTrainer(
             model=model,
             args=args,
@@ -178,6 +178,43 @@ def fine_tune(
             (tmp / "config.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
     log(f"sft: {result.global_step} steps, train loss {result.training_loss:.4f} -> {out_dir}")
     return out_dir
+
+
+def trainer_arguments(
+    config: SFTConfig, output_dir: Path, seed: int, on_gpu: bool, bf16: bool, train_rows: int
+) -> Any:
+    """TRL's SFTConfig for one SFT run: every optimizer knob of ``config`` (a batch of ``batch_size`` rows
+    accumulated from micro-batches), loss on the completion only, no packing, no checkpoints."""
+    from trl import SFTConfig as TRLConfig
+
+    micro = config.micro_batch_size or config.batch_size
+    return TRLConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=micro,
+        per_device_eval_batch_size=micro,
+        gradient_accumulation_steps=config.batch_size // micro,
+        learning_rate=config.lr,
+        adam_beta1=config.betas[0],
+        adam_beta2=config.betas[1],
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.grad_clip,
+        lr_scheduler_type=config.lr_schedule,
+        warmup_steps=config.warmup_ratio,
+        max_length=config.max_length,
+        completion_only_loss=True,
+        packing=False,
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not on_gpu,
+        bf16=bf16,
+        gradient_checkpointing=on_gpu,
+        save_strategy="no",
+        eval_strategy="no",
+        logging_steps=max(1, min(50, train_rows // config.batch_size)),
+        report_to=[],
+        disable_tqdm=True,
+    )
 
 
 def tracking_callback(tracker: Tracker) -> Any:
