@@ -93,7 +93,7 @@ def test_audit_figures_on_hand_made_groups():
     assert (g["mixed_reward"], g["mixed_correct"], g["all_correct"], g["all_wrong"]) == (0.5, 0.25, 0.25, 0.5)
     assert g["mixed_reward_ci"][0] <= 0.5 <= g["mixed_reward_ci"][1]
     # m = 2: problem 1 has 5 of 6 pairs mixed (only the two 0s agree), problem 2 has 4 of 6.
-    assert g["mixed_reward_by_group_size"] == pytest.approx({1: 0.0, 2: (5 / 6 + 4 / 6) / 4, 4: 0.5})
+    assert g["mixed_reward_by_group_size"] == pytest.approx({2: (5 / 6 + 4 / 6) / 4, 4: 0.5})
     assert f["reward_mean"] == pytest.approx((4 + 1.1 + 0.2) / 16)
     assert f["format_rate"] == 8 / 16 and f["truncated_rate"] == 8 / 16  # the eight 0 rewards
     assert f["reasons"] == {"correct": 5 / 16, "no_answer": 8 / 16, "wrong_result": 3 / 16}

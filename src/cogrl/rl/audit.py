@@ -80,7 +80,7 @@ def group_figures(
     """What the reward groups of one prompt each (the RL batch shape: k samples per prompt) say about the RL
     signal: the share of prompts with mixed rewards (not all equal; only these have non-zero group-relative
     advantages), with a percentile bootstrap interval from ``weights``; the share with both a correct and a
-    wrong sample; all correct; all wrong; and the mixed-reward share at smaller group sizes (powers of two up
+    wrong sample; all correct; all wrong; and the mixed-reward share at smaller group sizes (2, 4, 8, ... up
     to k), estimated without bias from the same samples."""
     sizes = {len(group) for group in rewards}
     if len(sizes) != 1 or len(correct) != len(rewards):
@@ -97,7 +97,7 @@ def group_figures(
         "all_correct": float(np.mean(solved == k)),
         "all_wrong": float(np.mean(solved == 0)),
         "mixed_reward_by_group_size": {
-            m: float(np.mean([mixed_at(group, m) for group in rewards])) for m in check_ks(None, k)
+            m: float(np.mean([mixed_at(group, m) for group in rewards])) for m in check_ks(None, k) if m > 1
         },
     }
 
@@ -210,7 +210,7 @@ def render_page(summary: Mapping[str, Any]) -> str:
     """audit.md: the verdict, what was sampled, then outcomes, reward groups, behaviors per tagger, claims."""
     f, s = summary["figures"], summary["sampling"]
     k = f["samples_per_prompt"]
-    options = ", ".join(f"{key}={value}" for key, value in summary["env"]["options"].items())
+    options = ", ".join(f"{key}={json.dumps(value)}" for key, value in summary["env"]["options"].items())
     step = summary["checkpoint_step"]
     lines = [
         f"# Behavior audit: {summary['model']}",
