@@ -9,6 +9,7 @@ import os
 import socket
 import time
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,3 +275,24 @@ def test_cogrl_audit_with_the_judge(tiny_model, tmp_path, capsys, monkeypatch):
     assert all(s["behaviors_judge"]["backtracking"] is None for s in samples)
     assert all(s["behaviors_judge"]["subgoal_setting"] == 2 for s in samples)
     assert "| backtracking |" in (out / "audit.md").read_text() and "n/a" in (out / "audit.md").read_text()
+
+
+def test_a_recipe_lends_the_group_size_env_options_and_rollout(tiny_model, tmp_path, capsys, monkeypatch):
+    from cogrl.config import dump_recipe, load_recipe
+
+    recipe = load_recipe(
+        Path(__file__).parents[1] / "recipes" / "cpu-tiny-grpo.yaml",
+        ["rollout.samples_per_prompt=3", "rollout.backend=hf", "rollout.max_new_tokens=8"]
+        + [f"env.options.{option}" for option in ENV_OPTIONS],
+    )
+    (tmp_path / "recipe.yaml").write_text(dump_recipe(recipe))
+    args = ["audit", str(tiny_model), "--recipe", str(tmp_path / "recipe.yaml"), "--n", "2"]
+    code, _, err = run_cli([*args, "--max-prompt-tokens", "512", "--bootstrap", "20", "--out", str(tmp_path / "o")],
+                           capsys, monkeypatch)  # fmt: skip
+    assert code == 0, err
+    summary = json.loads((tmp_path / "o" / "audit.json").read_text())
+    assert summary["figures"]["samples_per_prompt"] == 3 and summary["figures"]["responses"] == 6
+    assert summary["env"]["options"]["n_test"] == 6 and summary["env"]["options"]["min_count"] == 3
+    assert summary["sampling"]["backend"] == "hf" and summary["sampling"]["max_new_tokens"] == 8
+    assert summary["recipe"] == "cpu-tiny-grpo" and summary["prompts_per_step"] == 16
+    assert "The recipe takes 16 prompts per step" in (tmp_path / "o" / "audit.md").read_text()

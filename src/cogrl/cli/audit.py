@@ -1,7 +1,7 @@
 """`cogrl audit`: a base model's behaviors, accuracy and RL signal before any cluster time is spent.
 
     cogrl audit package:smollm2 --env countdown --n 200 --out runs/audit-smollm2
-    cogrl audit Qwen/Qwen2.5-3B-local --recipe recipes/paper/qwen2.5-3b-ppo.yaml --n 200 \\
+    cogrl audit models/Qwen2.5-3B --recipe recipes/paper/qwen2.5-3b-ppo.yaml --n 200 \\
         --endpoint http://127.0.0.1:8000/v1 --out runs/audit-qwen
 
 The judge's API key is read from COGRL_JUDGE_API_KEY (or OPENAI_API_KEY), never from the command line.
