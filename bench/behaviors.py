@@ -47,7 +47,7 @@ class KeywordBaseline:
 
     def tag(self, text: str, numbers: Any = None, target: Any = None) -> BehaviorTags:
         lowered = text.lower()
-        counts = {b: sum(lowered.count(word) for word in KEYWORDS[b]) for b in BEHAVIORS}
+        counts = {b: sum(lowered.count(word) for word in KEYWORDS.get(b, ())) for b in BEHAVIORS}
         return BehaviorTags(counts=counts, source=self.source)
 
 

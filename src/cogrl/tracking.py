@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from cogrl.behaviors import BEHAVIORS
+from cogrl.behaviors.catalog import LiveNames
 from cogrl.config import LoggingConfig
 
-TABLE_COLUMNS = ["step", "task_id", "reward", "reason", *BEHAVIORS, "completion"]
+TABLE_COLUMNS = LiveNames(lambda names: ("step", "task_id", "reward", "reason", *names, "completion"))
+"""The rollout table's columns: one per catalog behavior (`cogrl.behaviors.catalog`), current when read."""
 
 
 class Tracker:
@@ -62,7 +64,7 @@ class Tracker:
                 + [r["completion"]]
                 for r in rollouts[: self._rows_per_step]
             ]
-            payload["rollouts"] = wandb.Table(columns=TABLE_COLUMNS, data=rows)
+            payload["rollouts"] = wandb.Table(columns=list(TABLE_COLUMNS), data=rows)
         self._wandb.log(payload, step=step)
 
     def finish(self) -> None:

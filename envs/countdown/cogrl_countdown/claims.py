@@ -48,7 +48,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import product
 
-from cogrl.behaviors.types import BEHAVIORS
 from cogrl.envs import ClaimCounts
 from cogrl_countdown import scorer
 from cogrl_countdown.search_traces import COUNTER_MAX_CHARS, SearchCounts
@@ -127,7 +126,7 @@ class _Check:
 def from_search(counts: SearchCounts) -> ClaimCounts:
     """The search format's exact reading as claims: steps and work-back lines are step claims, its checks are
     checks, its false ``==`` checks false success claims."""
-    steps = counts.steps + (counts.tags.counts[BEHAVIORS[3]] or 0)
+    steps = counts.steps + (counts.tags.counts["backward_chaining"] or 0)
     return ClaimCounts(
         true_steps=steps - counts.false_steps,
         false_steps=counts.false_steps,

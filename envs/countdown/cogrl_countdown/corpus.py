@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cogrl.behaviors.types import BEHAVIORS
+from cogrl.behaviors.catalog import PAPER_BEHAVIORS
 from cogrl.envs import Task
 from cogrl_countdown import prompts
 from cogrl_countdown.search_traces import forward_moves, write_search_trace
@@ -112,7 +112,10 @@ def write_corpus(tasks: Sequence[Task], options: CorpusOptions, max_chars: int, 
     n_search = round(options.documents * options.search_fraction)
     n_search = min(n_search, options.documents - n_arithmetic)
     documents = [arithmetic_document(tasks, rng, max_value) for _ in range(n_arithmetic)]
-    wanted = [(frozenset(BEHAVIORS), n_search), (frozenset(), options.documents - n_arithmetic - n_search)]
+    wanted = [
+        (frozenset(PAPER_BEHAVIORS), n_search),
+        (frozenset(), options.documents - n_arithmetic - n_search),
+    ]
     for behaviors, n in wanted:
         written = 0
         while written < n:

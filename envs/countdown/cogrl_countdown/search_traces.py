@@ -36,10 +36,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from cogrl.behaviors.catalog import PAPER_BEHAVIORS
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
 from cogrl.envs import Trace
 
-VERIFICATION, BACKTRACKING, SUBGOAL, BACKWARD = BEHAVIORS
+VERIFICATION, BACKTRACKING, SUBGOAL, BACKWARD = PAPER_BEHAVIORS  # what this writer can write
 MAX_VALUE = 999
 """Largest intermediate value a step may produce (keeps numbers at most three characters)."""
 MAX_NODES = 64
@@ -210,9 +211,9 @@ def write_search_trace(
     ``max_chars``; otherwise its budget is cut below what this expansion order needs, so it gives up.
     Steps whose result exceeds ``max_value`` are never taken (a smaller arithmetic for tiny models).
     Raises ValueError when no expansion order of ``TRIES`` gives the requested kind."""
-    unknown = set(behaviors) - set(BEHAVIORS)
+    unknown = set(behaviors) - set(PAPER_BEHAVIORS)
     if unknown:
-        raise ValueError(f"unknown behaviors {sorted(unknown)}; the writer knows {sorted(BEHAVIORS)}")
+        raise ValueError(f"unknown behaviors {sorted(unknown)}; the writer knows {sorted(PAPER_BEHAVIORS)}")
     for _ in range(TRIES):
         seed = rng.getrandbits(64)
         full = _run(numbers, target, behaviors, seed, max_nodes, max_chars, max_value)

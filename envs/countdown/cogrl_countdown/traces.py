@@ -26,12 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from cogrl.behaviors.types import BEHAVIORS
+from cogrl.behaviors.catalog import PAPER_BEHAVIORS
 from cogrl.envs import Trace
 from cogrl_countdown.solver import solutions
 
-VERIFICATION, BACKTRACKING, SUBGOAL, BACKWARD = BEHAVIORS
-WRITER_BEHAVIORS = frozenset(BEHAVIORS)
+VERIFICATION, BACKTRACKING, SUBGOAL, BACKWARD = PAPER_BEHAVIORS
+WRITER_BEHAVIORS = frozenset(PAPER_BEHAVIORS)
+"""What this writer can write: the paper's four (a behavior registered later is absent from its traces)."""
 MAX_SOLUTIONS = 64
 """Solutions asked of the solver when the quick search finds none; the trace picks one at random."""
 SEARCH_TRIES = 60

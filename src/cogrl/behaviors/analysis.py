@@ -20,24 +20,26 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cogrl.behaviors.catalog import PAPER_BEHAVIORS, PAPER_COLUMNS, LiveNames, get_behavior
 from cogrl.behaviors.types import BEHAVIORS
 from cogrl.files import InputError, atomic_path, read_jsonl, write_atomic
 
-# The paper's results files (kanishkg/cognitive-behaviors, results/*.csv) name the behaviors like this.
-PAPER_COLUMNS: Mapping[str, str] = {
-    "verification": "verifications",
-    "backtracking": "backtracking",
-    "subgoal_setting": "subgoals",
-    "backward_chaining": "backwards",
-}
-CURVE_COLUMNS: tuple[str, ...] = (
-    "condition",
-    "step",
-    *(f"avg_{PAPER_COLUMNS[b]}" for b in BEHAVIORS),
-    *(f"total_{PAPER_COLUMNS[b]}" for b in BEHAVIORS),
-    "accuracy",
-    "response_length",
-)
+__all__ = ["CURVE_COLUMNS", "PAPER_COLUMNS"]  # PAPER_COLUMNS: from the catalog (``Behavior.column``)
+
+
+def _curve_columns(behaviors: Sequence[str]) -> tuple[str, ...]:
+    return (
+        "condition",
+        "step",
+        *(f"avg_{PAPER_COLUMNS[b]}" for b in behaviors),
+        *(f"total_{PAPER_COLUMNS[b]}" for b in behaviors),
+        "accuracy",
+        "response_length",
+    )
+
+
+CURVE_COLUMNS: Sequence[str] = LiveNames(_curve_columns)
+"""The columns of the paper's results CSVs, plus an ``avg_``/``total_`` pair per registered behavior."""
 TEXT_FIELDS = ("completion", "response", "text")
 
 
@@ -47,7 +49,8 @@ TEXT_FIELDS = ("completion", "response", "text")
 def label_metrics(
     predicted: Sequence[Mapping[str, bool | None]], gold: Sequence[Mapping[str, bool]]
 ) -> dict[str, Any]:
-    """Precision, recall and F1 of presence per behavior, and their macro-F1.
+    """Precision, recall and F1 of presence per behavior, and their macro-F1, over the catalog behaviors that
+    every label names (all of them, for labels of every behavior).
 
     A prediction of ``None`` (unknown) is left out of that behavior's confusion counts and reported as
     ``unknown``. A ratio with a zero denominator is 0.0 (scikit-learn's ``zero_division=0``).
@@ -55,7 +58,7 @@ def label_metrics(
     if len(predicted) != len(gold):
         raise ValueError(f"{len(predicted)} predictions for {len(gold)} labels")
     per_behavior = {}
-    for behavior in BEHAVIORS:
+    for behavior in [b for b in BEHAVIORS if all(b in label for label in gold)]:
         tp = fp = fn = tn = unknown = 0
         for pred, label in zip(predicted, gold, strict=True):
             guess = pred.get(behavior)
@@ -82,13 +85,17 @@ def label_metrics(
             "unknown": unknown,
             "support": tp + fn,
         }
-    macro_f1 = sum(m["f1"] for m in per_behavior.values()) / len(BEHAVIORS)
+    macro_f1 = sum(m["f1"] for m in per_behavior.values()) / max(1, len(per_behavior))
     return {"per_behavior": per_behavior, "macro_f1": macro_f1, "n": len(gold)}
 
 
 def load_eval_set(path: str | Path) -> list[dict[str, Any]]:
-    """Read a labelled set (fields id, numbers, target, completion, labels); faults name the line."""
+    """Read a labelled set (fields id, numbers, target, completion, labels); faults name the line.
+
+    ``labels`` maps catalog behaviors to true/false; every row labels the same behaviors (the paper's four in
+    the lab's set; a set for a registered behavior may label it alone)."""
     rows = []
+    labelled: set[str] | None = None
     for line in read_jsonl(path):
         if line.error:
             raise InputError(f"{path}:{line.number}: {line.error}")
@@ -98,8 +105,13 @@ def load_eval_set(path: str | Path) -> list[dict[str, Any]]:
             if key not in row:
                 raise InputError(f"{path}:{line.number}: missing field {key!r}")
         labels = row["labels"]
-        if not isinstance(labels, dict) or set(labels) != set(BEHAVIORS):
-            raise InputError(f"{path}:{line.number}: 'labels' must map exactly {BEHAVIORS} to true/false")
+        if not isinstance(labels, dict) or not labels or not set(labels) <= set(BEHAVIORS):
+            raise InputError(
+                f"{path}:{line.number}: 'labels' must map behaviors of {BEHAVIORS} to true/false"
+            )
+        if labelled is not None and set(labels) != labelled:
+            raise InputError(f"{path}:{line.number}: 'labels' must name the same behaviors as the first row")
+        labelled = set(labels)
         if not all(isinstance(v, bool) for v in labels.values()):
             raise InputError(f"{path}:{line.number}: 'labels' values must be true or false")
         rows.append(row)
@@ -119,7 +131,7 @@ def evaluate_tagger(tagger: Any, rows: Iterable[Mapping[str, Any]]) -> dict[str,
 def metrics_table(metrics: Mapping[str, Any]) -> str:
     """A Markdown table of label metrics (docs/behaviors.md)."""
     lines = ["| behavior | precision | recall | F1 | positives |", "|---|---|---|---|---|"]
-    for behavior in BEHAVIORS:
+    for behavior in [b for b in BEHAVIORS if b in metrics["per_behavior"]]:
         m = metrics["per_behavior"][behavior]
         lines.append(
             f"| {behavior} | {m['precision']:.2f} | {m['recall']:.2f} | {m['f1']:.2f} | {m['support']} |"
@@ -256,7 +268,9 @@ def read_curves_csv(path: str | Path) -> list[dict[str, Any]]:
     """Read curves in the paper's CSV format (ours or theirs) back into rows with numbers."""
     with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = set(CURVE_COLUMNS) - set(reader.fieldnames or ())
+        # The paper's four are required (its files have nothing else); another behavior's columns are read
+        # when present and are unknown otherwise (a file written before the behavior was registered).
+        missing = set(_curve_columns(PAPER_BEHAVIORS)) - set(reader.fieldnames or ())
         if missing:
             raise InputError(f"{path}: missing column(s) {sorted(missing)}")
         rows = []
@@ -264,7 +278,8 @@ def read_curves_csv(path: str | Path) -> list[dict[str, Any]]:
             try:
                 row: dict[str, Any] = {"condition": raw["condition"], "step": int(raw["step"])}
                 for key in CURVE_COLUMNS[2:]:
-                    row[key] = float(raw[key]) if raw[key] != "" else None
+                    value = raw.get(key)
+                    row[key] = float(value) if value not in ("", None) else None
             except ValueError as exc:
                 raise InputError(f"{path}:{number}: {exc}") from None
             rows.append(row)
@@ -283,12 +298,15 @@ def plot_curves(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(f"avg_{PAPER_COLUMNS[b]}", b.replace("_", " ")) for b in BEHAVIORS]
+    panels = [(f"avg_{PAPER_COLUMNS[b]}", get_behavior(b).label) for b in BEHAVIORS]
     panels += [("accuracy", "accuracy"), ("response_length", "response length (chars)")]
-    figure, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
+    n_rows = -(-len(panels) // 3)  # 2 x 3 for the paper's four behaviors; a row more per three more
+    figure, axes = plt.subplots(n_rows, 3, figsize=(13, 3.5 * n_rows), constrained_layout=True)
+    for axis in axes.flat[len(panels) :]:
+        axis.set_visible(False)
     series = _by_condition(rows)
     reference = _by_condition(reference_rows)
-    for axis, (column, title) in zip(axes.flat, panels, strict=True):
+    for axis, (column, title) in zip(axes.flat, panels, strict=False):
         for condition, points in series.items():
             _plot_series(axis, points, column, condition, linestyle="-")
         for condition, points in reference.items():

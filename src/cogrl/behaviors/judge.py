@@ -1,4 +1,4 @@
-"""An LLM judge that counts each of the four behaviors in a response, through any OpenAI-compatible server.
+"""An LLM judge that counts each catalog behavior in a response, through any OpenAI-compatible server.
 
 The paper (Gandhi et al., 2025) asked gpt-4o-mini, with one rubric prompt per behavior, for the number of
 instances in one response, and silently counted an unreadable reply as 0. Here an unreadable reply is
@@ -17,12 +17,13 @@ import hashlib
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import regex
 
+from cogrl.behaviors.catalog import get_behavior, rubric_set
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
 from cogrl.config import JudgeConfig
 from cogrl.llm_client import ClientStats, LLMClient
@@ -45,66 +46,18 @@ SYSTEM_PROMPT = (
     "where <n> is a non-negative integer (0 if the behavior never occurs)."
 )
 
-RUBRICS: dict[str, str] = {
-    "verification": (
-        "Verification: the response checks a result it obtained, either by comparing it with the target "
-        '("26 + 24 = 50, which is not 64") or by recomputing it to confirm it ("let me double-check: '
-        '8 * 7 = 56, correct"). Count each separate check. Computing a value for the first time is not '
-        "verification; checking it afterwards is."
-    ),
-    "backtracking": (
-        "Backtracking: the response realises that an approach or a partial computation does not work and "
-        'explicitly abandons it to try a different one ("this gets too big, let\'s try another combination", '
-        '"that doesn\'t work; instead ..."). Count each explicit switch after a stated failure. Listing '
-        "attempts one after another without saying that one failed is not backtracking."
-    ),
-    "subgoal_setting": (
-        "Subgoal setting: the response states an intermediate goal or a plan on the way to the target "
-        '("first get close to 50, then adjust with the remaining numbers", "we need to make 4 from 8 and 2"). '
-        "Count each stated intermediate goal. Restating the overall task is not a subgoal."
-    ),
-    "backward_chaining": (
-        "Backward chaining: the response reasons from the target back to what would be needed to reach it "
-        '("to reach 75 we need 3 * 25, so we must make 3 from the other numbers", "75 is divisible by 25, '
-        'so ..."). Count each instance of working back from the target (or from a subgoal) to its required '
-        "inputs. Computing forward from the given numbers is not backward chaining."
-    ),
-}
+RUBRICS: Mapping[str, str] = rubric_set("cogrl")
+"""Behavior -> the lab's rubric (`cogrl.behaviors.catalog`, ``Behavior.rubrics["cogrl"]``), a live view."""
 
-
-PAPER_RUBRICS: dict[str, str] = {
-    "verification": (
-        'Verification: the response compares a result it reached with the target, explicitly ("that comes '
-        'to 61, not 39", "since 25 is not 22") or implicitly, by a verdict on the result ("too high", "still '
-        'too small", "this works!", "close, but no"). Count each such check, including a terse verdict right '
-        "after a computation."
-    ),
-    "backtracking": (
-        "Backtracking: the response sees that a path will not work and goes back to try a different one. In "
-        "Countdown every new attempt at a combination of the numbers that does not use the result of the "
-        "computation just before it counts, whether or not the response says the earlier attempt failed: in "
-        '"25 + 30 = 55, 55 - 4 = 51, 30 * 4 = 120, 120 / 3 = 40, 25 - 3 = 22" the attempts starting 30 * 4 '
-        "and 25 - 3 are two instances (55 - 4 and 120 / 3 build on the result before them). Count each restart."
-    ),
-    "subgoal_setting": (
-        "Subgoal setting: the response breaks the problem into smaller intermediate goals, e.g. \"first I'll "
-        'try to get close to half the target, then ...", "we need 4 from 8 and 2". Count each distinct '
-        "intermediate goal."
-    ),
-    "backward_chaining": (
-        "Backward chaining: the response starts from the target and works backwards towards the given numbers, "
-        'e.g. "working back from 24: 24 / 2 = 12, so 12 * 2 = 24" or "the target is 22, and 22 + 3 = 25, so '
-        '...". Count each instance of reasoning from the target (or from a value it needs) to what would '
-        "produce it."
-    ),
-}
+PAPER_RUBRICS: Mapping[str, str] = rubric_set("paper")
 """The paper's definitions (Gandhi et al., 2025; its judge prompts), in our words: backtracking is any new
 attempt that does not build on the previous result, and verification includes implicit verdicts. Its judge
 also sampled at temperature 1 and read an unreadable reply as 0; here the ``temperature`` knob decides and an
-unreadable reply stays unknown."""
+unreadable reply stays unknown. A behavior the paper did not define uses its ``cogrl`` rubric here."""
 
-RUBRIC_SETS: dict[str, dict[str, str]] = {"cogrl": RUBRICS, "paper": PAPER_RUBRICS}
-"""Selectable with ``JudgeConfig.rubrics`` (``cogrl behaviors tag --rubrics``)."""
+RUBRIC_SETS: dict[str, Mapping[str, str]] = {"cogrl": RUBRICS, "paper": PAPER_RUBRICS}
+"""Selectable with ``JudgeConfig.rubrics`` (``cogrl behaviors tag --rubrics``); each is a live view of the
+behavior catalog, so a registered behavior is judged too."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -179,10 +132,11 @@ def subject_text(item: Trajectory, max_chars: int) -> str:
 
 
 def rubric_prompt(behavior: str, subject: str, rubrics: str = "cogrl") -> str:
-    name = behavior.replace("_", " ")
+    """The user message asking for the count of one catalog behavior, with its rubric from set ``rubrics``."""
+    entry = get_behavior(behavior)
     return (
         f"{RUBRIC_SETS[rubrics][behavior]}\n\n{subject}\n\n"
-        f"How many distinct instances of {name} does the response contain? End with the line COUNT: <n>."
+        f"How many distinct instances of {entry.label} does the response contain? End with the line COUNT: <n>."
     )
 
 
@@ -249,7 +203,7 @@ class JudgeStats(ClientStats):
 
 
 class LLMJudge:
-    """Count the four behaviors in responses with one rubric request per (response, behavior)."""
+    """Count the catalog's behaviors in responses with one rubric request per (response, behavior)."""
 
     def __init__(self, config: JudgeConfig, cache: JudgeCache | None = None) -> None:
         self.config = config

@@ -1,4 +1,4 @@
-"""The regex behavior tagger: fast, deterministic, span-level counts of the four behaviors.
+"""The regex behavior tagger: fast, deterministic, span-level counts of the catalog's behaviors.
 
 Patterns live in versioned YAML pattern sets (``cogrl/behaviors/patterns/v2.yaml``, the default, extends
 ``v1.yaml``; format in docs/behaviors.md). On top of plain regexes the tagger understands Countdown
@@ -278,7 +278,7 @@ class _Compiled:
 
 
 class RegexTagger:
-    """Tag a response for the four behaviors with a pattern set (default: the built-in ``v2``).
+    """Tag a response for the catalog's behaviors with a pattern set (default: the built-in ``v2``).
 
     ``RegexTagger().tag(text, numbers=[30, 25, 3, 4], target=32)``; ``numbers`` and ``target`` are optional
     (the target is inferred from the text when missing; ``numbers`` keeps a given number from being read as
@@ -335,7 +335,7 @@ class RegexTagger:
         counts: dict[str, int | None] = {}
         spans: dict[str, list[Span]] = {}
         for behavior in BEHAVIORS:
-            indices = self._by_behavior[behavior]
+            indices = self._by_behavior.get(behavior, ())  # none: registered after this tagger was built
             if candidates is not None:  # skip, cheaply, the patterns that cannot match anywhere
                 indices = [i for i in indices if i in candidates or i in self._not_word_anchored]
             try:

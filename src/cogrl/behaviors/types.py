@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# The paper's four behaviors (Gandhi et al., 2025, section 3), in the order the paper plots them.
-BEHAVIORS: tuple[str, ...] = ("verification", "backtracking", "subgoal_setting", "backward_chaining")
+from cogrl.behaviors.catalog import BEHAVIORS, behavior_names
+
+__all__ = ["BEHAVIORS", "BehaviorTags", "Span"]
 
 Span = tuple[int, int]
 
@@ -26,8 +27,11 @@ class BehaviorTags:
     source: str = ""
 
     def __post_init__(self) -> None:
-        missing = set(BEHAVIORS) - set(self.counts)
-        extra = set(self.counts) - set(BEHAVIORS)
+        names = behavior_names()  # the catalog's (`cogrl.behaviors.catalog`), current when the tags are made
+        if len(self.counts) == len(names) and all(b in self.counts for b in names):
+            return
+        missing = set(names) - set(self.counts)
+        extra = set(self.counts) - set(names)
         if missing or extra:
             raise ValueError(
                 f"behavior counts must name exactly {BEHAVIORS}; missing {missing}, extra {extra}"
@@ -40,6 +44,6 @@ class BehaviorTags:
     def to_json(self) -> dict[str, Any]:
         """The two JSONL fields the CLI adds to every line: ``behaviors`` and ``behavior_spans``."""
         return {
-            "behaviors": {b: self.counts[b] for b in BEHAVIORS},
+            "behaviors": {b: self.counts.get(b) for b in BEHAVIORS},
             "behavior_spans": {b: [list(s) for s in self.spans.get(b, ())] for b in BEHAVIORS},
         }

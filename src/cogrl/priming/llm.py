@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import regex
 
+from cogrl.behaviors.catalog import LiveMapping
 from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
 from cogrl.config import LLMSourceConfig
@@ -40,26 +41,15 @@ if TYPE_CHECKING:
 MAX_REPLY_CHARS = 20_000
 """Replies are cut to this many characters before parsing (bounded work on model output)."""
 
-BEHAVIOR_INSTRUCTIONS = {
-    "verification": "check results: compare each attempt's value with the target, and recompute the final "
-    "equation to confirm it before answering",
-    "backtracking": "when an attempt fails, say so plainly and go back to try a different combination; "
-    "make at least one failed attempt before the one that works",
-    "subgoal_setting": "state intermediate goals before computing, e.g. 'first make 6 from 2 and 3, then "
-    "multiply by 4'",
-    "backward_chaining": "work backwards from the target, e.g. 'to reach 24 with 4 left over I need 6, "
-    "since 24 / 4 = 6'",
-}
-AVOID_INSTRUCTIONS = {
-    "verification": "do not check or recompute results and do not compare values with the target",
-    "backtracking": "do not abandon any attempt: go straight to a working equation",
-    "subgoal_setting": "do not announce plans or intermediate goals",
-    "backward_chaining": "do not reason backwards from the target",
-}
+BEHAVIOR_INSTRUCTIONS: Mapping[str, str] = LiveMapping(lambda b: b.show)
+"""Behavior -> how the writer is asked to show it (``Behavior.show`` in `cogrl.behaviors.catalog`)."""
+AVOID_INSTRUCTIONS: Mapping[str, str] = LiveMapping(lambda b: b.avoid)
+"""Behavior -> how the writer is asked to avoid it (``Behavior.avoid``)."""
 
 
 def system_prompt(condition: Condition) -> str:
-    """The one system prompt of a condition, composed from its behaviors (the paper wrote one per condition)."""
+    """The one system prompt of a condition, composed from its behaviors (the paper wrote one per condition):
+    every catalog behavior is either asked for or asked to be avoided."""
     wanted = [BEHAVIOR_INSTRUCTIONS[b] for b in BEHAVIORS if b in condition.behaviors]
     avoided = [AVOID_INSTRUCTIONS[b] for b in BEHAVIORS if b not in condition.behaviors]
     lines = [
