@@ -24,8 +24,6 @@ from cogrl.behaviors.catalog import PAPER_BEHAVIORS, PAPER_COLUMNS, LiveNames, g
 from cogrl.behaviors.types import BEHAVIORS
 from cogrl.files import InputError, atomic_path, read_jsonl, write_atomic
 
-__all__ = ["CURVE_COLUMNS", "PAPER_COLUMNS"]  # PAPER_COLUMNS: from the catalog (``Behavior.column``)
-
 
 def _curve_columns(behaviors: Sequence[str]) -> tuple[str, ...]:
     return (

@@ -168,6 +168,12 @@ _CATALOG: dict[str, Behavior] = {
     b.name: b for b in (VERIFICATION, BACKTRACKING, SUBGOAL_SETTING, BACKWARD_CHAINING)
 }
 _NAMES: list[tuple[str, ...]] = [tuple(_CATALOG)]  # one cell, replaced on every change (read on hot paths)
+_NAME_SET: list[frozenset[str]] = [frozenset(_CATALOG)]
+
+
+def _changed() -> None:
+    _NAMES[0] = tuple(_CATALOG)
+    _NAME_SET[0] = frozenset(_CATALOG)
 
 
 def register_behavior(behavior: Behavior) -> Behavior:
@@ -184,7 +190,7 @@ def register_behavior(behavior: Behavior) -> Behavior:
             return existing
         raise ValueError(f"behavior {behavior.name!r} is already registered with a different definition")
     _CATALOG[behavior.name] = behavior
-    _NAMES[0] = tuple(_CATALOG)
+    _changed()
     return behavior
 
 
@@ -193,7 +199,7 @@ def unregister_behavior(name: str) -> None:
     if name in PAPER_BEHAVIORS:
         raise ValueError(f"{name!r} is one of the paper's behaviors and cannot be removed")
     if _CATALOG.pop(name, None) is not None:
-        _NAMES[0] = tuple(_CATALOG)
+        _changed()
 
 
 def get_behavior(name: str) -> Behavior:
@@ -210,6 +216,10 @@ def catalog() -> tuple[Behavior, ...]:
 
 def behavior_names() -> tuple[str, ...]:
     return _NAMES[0]
+
+
+def behavior_name_set() -> frozenset[str]:
+    return _NAME_SET[0]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -242,10 +252,10 @@ class LiveNames(Sequence[str]):
         return len(self._items())
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._items())
+        return iter(_NAMES[0] if self._compute is None else self._items())
 
     def __contains__(self, item: object) -> bool:
-        return item in self._items()
+        return item in (_NAME_SET[0] if self._compute is None else self._items())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, LiveNames):

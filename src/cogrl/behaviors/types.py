@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cogrl.behaviors.catalog import BEHAVIORS, behavior_names
+from cogrl.behaviors.catalog import BEHAVIORS, behavior_name_set
 
 __all__ = ["BEHAVIORS", "BehaviorTags", "Span"]
 
@@ -27,8 +27,10 @@ class BehaviorTags:
     source: str = ""
 
     def __post_init__(self) -> None:
-        names = behavior_names()  # the catalog's (`cogrl.behaviors.catalog`), current when the tags are made
-        if len(self.counts) == len(names) and all(b in self.counts for b in names):
+        names = (
+            behavior_name_set()
+        )  # the catalog's (`cogrl.behaviors.catalog`), current when the tags are made
+        if self.counts.keys() == names:
             return
         missing = set(names) - set(self.counts)
         extra = set(self.counts) - set(names)
