@@ -189,6 +189,16 @@ def test_a_sweep_directory_refuses_a_different_recipe(tmp_path):
         )
 
 
+def test_a_knob_added_since_at_its_default_does_not_make_a_started_sweep_another(tmp_path):
+    path = write_sweep(tmp_path, "conditions: [none]\n")
+    out = tmp_path / "out"
+    run_sweep(load_sweep(path), out, log=lambda _: None, stages=FakeStages().stages())
+    saved = (out / "sweep.yaml").read_text()
+    assert "priming_validation: 0\n" in saved  # as if written before the knob existed:
+    (out / "sweep.yaml").write_text(saved.replace("priming_validation: 0\n", ""))
+    run_sweep(load_sweep(path), out, log=lambda _: None, stages=FakeStages().stages())
+
+
 def test_a_sweep_whose_rl_plan_cannot_fit_is_refused_before_anything_starts(tmp_path):
     """The paper's PPO on 8 GB GPUs: one line naming the shortfall, exit 2, no sweep directory."""
     path = tmp_path / "sweep.yaml"

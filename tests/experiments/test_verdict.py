@@ -96,3 +96,20 @@ def test_run_result_reads_step_zero_and_the_last_evaluation(tmp_path):
     assert result["gain"] == pytest.approx(0.15) and result["end_step"] == 20 and result["start_pass"] == 0.5
     missing = run_result("search", 1, tmp_path / "nothing", "eval/pass@8")
     assert missing["gain"] is None and missing["start_accuracy"] is None
+
+
+def test_accuracy_is_counted_from_the_first_response_of_each_problem_when_they_are_logged(tmp_path):
+    # eval.jsonl of a run logged before 2026-12-02 mixed the pass@k samples into eval/accuracy
+    (tmp_path / "eval.jsonl").write_text(
+        '{"step": 0, "eval/accuracy": 0.9, "eval/pass@8": 0.5}\n{"step": 20, "eval/accuracy": 0.9}\n'
+    )
+    responses = [(0, "a", 0, True), (0, "a", 1, True), (0, "b", 0, False), (20, "a", 0, True),
+                 (20, "b", 0, True), (20, "b", 1, False)]  # fmt: skip
+    (tmp_path / "eval_rollouts.jsonl").write_text(
+        "".join(
+            json.dumps({"step": s, "task_id": t, "sample": k, "correct": c}) + "\n"
+            for s, t, k, c in responses
+        )
+    )
+    result = run_result("search", 0, tmp_path, "eval/pass@8")
+    assert (result["start_accuracy"], result["end_accuracy"], result["gain"]) == (0.5, 1.0, 0.5)

@@ -147,6 +147,7 @@ def run_curves(run_dir: Path, condition: str) -> tuple[list[dict[str, Any]], str
     eval_rows = {row["step"]: row for row in behavior_curves(eval_records, condition)}
     by_scorer = scorer_accuracies(eval_records)
     claims = claim_rates(eval_records)
+    from_responses = verdict.response_accuracy(run_dir)
     train_rows = {row["step"]: row for row in behavior_curves(train, condition)}
     rows, fallback = [], False
     for metrics in sorted(evals, key=lambda m: m["step"]):
@@ -157,7 +158,7 @@ def run_curves(run_dir: Path, condition: str) -> tuple[list[dict[str, Any]], str
             row = train_rows.get(step) or {"condition": condition, "step": step}
         row = {
             **row,
-            "accuracy": metrics.get("eval/accuracy"),
+            "accuracy": from_responses.get(step, metrics.get("eval/accuracy")),
             **by_scorer.get(step, {}),
             **claims.get(step, {}),
         }

@@ -338,6 +338,18 @@ class SweepResult:
         return [r for r in self.runs if r["status"] == "failed"]
 
 
+def same_recipe(saved: Path, recipe: SweepRecipe) -> bool:
+    """Whether the sweep recorded in ``saved`` is ``recipe``, the saved one read through today's recipe model:
+    a knob added to cogrl since (at its default) does not make a started sweep another one."""
+    try:
+        raw = read_recipe_yaml(saved)
+        if isinstance(raw.get("sft"), dict):
+            raw["sft"].pop("condition", None)  # dumped at its default; the sweep sets it per condition
+        return validate_recipe(raw, SweepRecipe, source=str(saved)).model_dump() == recipe.model_dump()
+    except InputError:
+        return False
+
+
 def run_sweep(recipe: SweepRecipe, out: Path, log: Log = print, stages: Stages = Stages()) -> SweepResult:
     """Run every stage not yet done, condition by condition; a failure is recorded in sweep.json, logged,
     and the next condition runs. Returns the status of every (condition, seed). The RL recipe's memory plan
@@ -345,12 +357,11 @@ def run_sweep(recipe: SweepRecipe, out: Path, log: Log = print, stages: Stages =
     plan_memory(recipe.train).check()
     out.mkdir(parents=True, exist_ok=True)
     saved = out / RECIPE_FILE
-    resolved = dump_recipe(recipe)
-    if saved.exists() and saved.read_text(encoding="utf-8") != resolved:
+    if saved.exists() and not same_recipe(saved, recipe):
         raise InputError(
             f"{out}: holds a sweep with a different recipe ({saved}); use another --out or the same recipe"
         )
-    write_atomic(saved, resolved)
+    write_atomic(saved, dump_recipe(recipe))
     result = SweepResult(base=build_base(recipe, out, log))
     for run in sweep_runs(recipe, out):
         entry: dict[str, Any] = {

@@ -41,7 +41,27 @@ def eval_ends(rl_dir: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
         records[int(line.record["step"])] = line.record  # a resumed run's repeat of a step: the last wins
     if 0 not in records or len(records) < 2:
         return None
+    for step, accuracy in response_accuracy(rl_dir).items():
+        if step in records:
+            records[step]["eval/accuracy"] = accuracy
     return records[0], records[max(records)]
+
+
+def response_accuracy(rl_dir: Path) -> dict[int, float]:
+    """Per evaluated step, the share of test problems whose first response is correct, counted from the
+    logged responses (eval_rollouts.jsonl; empty without it). The protocol itself, so it holds for runs whose
+    eval.jsonl mixed the pass@k problems' extra samples into `eval/accuracy` (cogrl before 2026-12-02)."""
+    path = rl_dir / "eval_rollouts.jsonl"
+    if not path.is_file():
+        return {}
+    first: dict[int, dict[str, bool]] = {}
+    for line in read_jsonl(path):
+        if line.error is not None:
+            raise InputError(f"{path}:{line.number}: {line.error}")
+        record = line.record
+        if record.get("sample", 0) == 0:  # a resumed run's repeat of a step: the last wins
+            first.setdefault(int(record["step"]), {})[str(record["task_id"])] = bool(record["correct"])
+    return {step: sum(flags.values()) / len(flags) for step, flags in first.items()}
 
 
 def run_result(condition: str, seed: int, rl_dir: Path, pass_key: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from cogrl.files import InputError
 from cogrl.rl.algorithms import ADVANTAGE_ESTIMATORS
 from cogrl.rl.batch import Experience, Generation
 from cogrl.rl.memory import MemoryPlan, plan_memory
-from cogrl.rl.metrics import claim_metrics, eval_metrics, rollout_metrics
+from cogrl.rl.metrics import claim_metrics, evaluation_metrics, rollout_metrics
 from cogrl.rl.placement import place
 from cogrl.rl.runs import RunDir
 from cogrl.rl.sync import probe_tokens, push_weights
@@ -265,14 +265,9 @@ class Trainer:
                 for g in self.generate(once, n=1, seed=derive_seed(seed, "once"))
             ]
         scores = self.score(self.test_tasks, generations)
-        by_task: list[list[Score]] = [[] for _ in self.test_tasks]
-        for generation, score in zip(generations, scores, strict=True):
-            by_task[generation.prompt_index].append(score)
         tags = self.tag(self.test_tasks, generations)
         claims = self.check_claims(self.test_tasks, generations)
-        metrics = eval_metrics(by_task)
-        metrics.update(rollout_metrics(generations, scores, tags, "eval/"))
-        metrics.update(claim_metrics(claims or [], "eval/"))
+        metrics = evaluation_metrics(len(self.test_tasks), generations, scores, tags, claims)
         # The test responses themselves, so reports count behaviors on them (as the paper did).
         records = rollout_records(step, self.test_tasks, generations, scores, tags, k, claims)
         seen: Counter[int] = Counter()

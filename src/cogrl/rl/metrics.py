@@ -83,3 +83,28 @@ def eval_metrics(scores_by_task: Sequence[Sequence[Score]]) -> dict[str, float]:
             metrics[f"eval/pass@{k}"] = fmean(pass_at_k(n, c, k) for c in counts)
         metrics["eval/pass_problems"] = float(len(sampled))
     return metrics
+
+
+def evaluation_metrics(
+    n_tasks: int,
+    generations: Sequence[Generation],
+    scores: Sequence[Score],
+    tags: Sequence[BehaviorTags] | None,
+    claims: Sequence[ClaimCounts] | None,
+) -> dict[str, float]:
+    """An evaluation's metrics (``eval/``): the paper's protocol, and pass@k where problems have several
+    samples (`eval_metrics`), plus reward, reasons, lengths, behaviors and claims over the same first sample
+    of every problem, so that problems sampled k times for pass@k weigh no more than the others."""
+    by_task: list[list[Score]] = [[] for _ in range(n_tasks)]
+    first: dict[int, int] = {}
+    for i, (generation, score) in enumerate(zip(generations, scores, strict=True)):
+        by_task[generation.prompt_index].append(score)
+        first.setdefault(generation.prompt_index, i)
+    picked = sorted(first.values())
+    metrics = rollout_metrics(
+        [generations[i] for i in picked], [scores[i] for i in picked],
+        [tags[i] for i in picked] if tags else None, "eval/",
+    )  # fmt: skip
+    metrics.update(claim_metrics([claims[i] for i in picked] if claims else [], "eval/"))
+    metrics.update(eval_metrics(by_task))
+    return metrics
