@@ -943,9 +943,14 @@ class LearnerGroup:
         """(address, layout, fingerprint) of rank 0's broadcast group for `world_size` members (rank 0
         included); see `cogrl.rl.transfer`."""
         import ray
+        from ray.exceptions import GetTimeoutError
 
         refs = [actor.open_weight_group.remote(world_size, timeout_s) for actor in self.actors]
-        return ray.get(refs, timeout=timeout_s)[0]
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        if len(done) < len(refs):
+            late = ", ".join(str(rank) for rank, ref in enumerate(refs) if ref not in done)
+            raise GetTimeoutError(f"learner rank(s) {late} did not gather the weights within {timeout_s:g} s")
+        return ray.get(refs)[0]
 
     def send_weights(self, bucket_bytes: int) -> Any:
         """Rank 0's broadcast, as a Ray reference (it completes once every receiver has taken part)."""
