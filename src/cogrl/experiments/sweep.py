@@ -282,6 +282,7 @@ def prime_model(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
         out_dir=run.stage_dir("sft"),
         log=log,
         logging=stage_logging(recipe, run.sweep, run, "sft"),
+        lora=recipe.train.model.lora,
     )
 
 
