@@ -589,6 +589,161 @@ class PretrainConfig(StrictModel):
 
 
 # --------------------------------------------------------------------------------------------------------
+# Corpus curation (the paper's continued-pretraining arm; cogrl.corpus)
+# --------------------------------------------------------------------------------------------------------
+class CorpusSourceConfig(StrictModel):
+    """Where the documents come from (`cogrl.corpus.source`): one of `path` and `hub`, read as a Hugging
+    Face dataset, each document cut to `max_doc_tokens` tokens of the model the corpus is for."""
+
+    path: str | None = None
+    """Local JSONL (`.jsonl`, `.json`) or parquet files: a file, a glob, or a directory holding them."""
+    hub: str | None = None
+    """A Hugging Face hub dataset (e.g. `open-web-math/open-web-math`, `HuggingFaceTB/finemath`), streamed;
+    shards are its files. Needs network access (clusters; not this machine)."""
+    hub_config: str | None = None
+    """The hub dataset's configuration name (FineMath: `finemath-3plus`)."""
+    split: str = "train"
+    text_field: str = "text"
+    """The column holding the document text."""
+    id_field: str | None = None
+    """A column holding a stable document id; None: the document's position (`<shard>:<row>`)."""
+    tokenizer: str
+    """A model directory (or `package:smollm2`) whose tokenizer measures and cuts documents: the model that
+    will be pretrained on the corpus, so token budgets are that model's tokens."""
+    max_doc_tokens: int = Field(2048, ge=8)
+    """Documents longer than this are cut to their first this-many tokens (at a token boundary of the
+    original text); the paper's continued pretraining used 2,048-token sequences."""
+    min_doc_tokens: int = Field(32, ge=1)
+    """Shorter documents are dropped before any other stage (navigation stubs, empty pages)."""
+    rows_per_shard: int = Field(1000, ge=1)
+    """Local sources: documents per shard, the unit of scheduling, retry and resume. Hub sources are
+    sharded by file instead."""
+    max_documents: int | None = Field(None, ge=1)
+    """Read at most this many documents (local: the first ones; hub: spread evenly over the shards)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CorpusSourceConfig:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("set exactly one of source.path and source.hub")
+        return self
+
+
+class CorpusPrefilterConfig(StrictModel):
+    """The regex pass over every document (`cogrl.corpus.prefilter`): cheap enough for billions of tokens,
+    it drops documents that are not mathematics and thins the plentiful behavior-free ones before the
+    costly LLM judge sees any."""
+
+    patterns: str | None = None
+    """A pattern-set YAML (format: docs/behaviors.md); None: the built-in general-prose set
+    (`cogrl/corpus/patterns/prose.yaml`)."""
+    min_math_density: float = Field(2.0, ge=0)
+    """Mathematical markers (arithmetic, LaTeX, math vocabulary) per 1,000 characters below which a document
+    is not mathematics and is dropped."""
+    minimal_sample: float = Field(1.0, ge=0, le=1)
+    """Share of the mathematical documents with no regex hit that go on to the judge as behavior-minimal
+    candidates (a seeded hash of the document id decides); such documents are most of a web corpus, and the
+    minimal arm needs only as many as the rich one."""
+    timeout_s: float = Field(1.0, gt=0)
+    """Time one behavior's regex scan of one document may take before its count is unknown."""
+
+
+class CorpusLabelConfig(EndpointConfig):
+    """The LLM judge that labels the candidates (`cogrl.corpus.label`): one request per document for the
+    count of every catalog behavior and whether the document holds a problem and its solution. The paper
+    used a 32B instruct model."""
+
+    api_key_variables: tuple[str, ...] = ("COGRL_JUDGE_API_KEY", "OPENAI_API_KEY")
+    """The judge's key variables, as for `cogrl behaviors tag`."""
+    max_text_chars: int = Field(12_000, ge=1)
+    """Documents longer than this are cut (keeping the start) before judging, to bound the prompt."""
+    max_tokens: int = Field(256, ge=16)
+    """Room for a short reasoning and the six answer lines."""
+
+
+class CorpusSelectConfig(StrictModel):
+    """How the behavior-rich and behavior-minimal subsets are cut from the labelled documents
+    (`cogrl.corpus.select`): matched in token budget and in document-length distribution, so that the two
+    continued-pretraining runs differ in behaviors, not in how much or how long the text is."""
+
+    token_budget: int | None = Field(None, ge=1)
+    """Tokens per arm (paper: about 83M each); None: as many as the matched pairs allow."""
+    rich_min_count: int = Field(2, ge=1)
+    """A rich document shows at least this many behavior instances in all (judge counts summed)."""
+    rich_min_behaviors: int = Field(1, ge=1)
+    """... and at least this many distinct behaviors."""
+    minimal_max_count: int = Field(0, ge=0)
+    """A minimal document shows at most this many behavior instances in all."""
+    require_solution: bool = True
+    """Both arms keep only documents that hold a problem and its solution (the paper's QA-like selection),
+    so the arms differ in how a solution is reached, not in whether there is one."""
+    length_bins: int = Field(8, ge=1)
+    """Token-length bins (quantiles of the rich pool) within which rich and minimal documents are paired one
+    for one: both arms then have the same number of documents in every bin."""
+    seed: int = 0
+    """Breaks ties among equally ranked documents."""
+
+
+class CorpusRewriteConfig(EndpointConfig):
+    """The optional LLM rewrite of every selected document into question / first-person thinking / answer
+    (`cogrl.corpus.rewrite`), as the paper did, with a check that rejects rewrites that lose the content."""
+
+    api_key_variables: tuple[str, ...] = ("COGRL_LLM_API_KEY", "OPENAI_API_KEY")
+    """The writer's key variables, as for `cogrl prime build --source llm`."""
+    timeout_s: float = Field(180.0, gt=0)
+    """A 2,048-token rewrite takes longer than a judgment."""
+    max_tokens: int = Field(3072, ge=16)
+    """Room for the rewrite (a little longer than the longest document)."""
+    variants: dict[str, Literal["behaviors", "plain"]] = Field(
+        default_factory=lambda: {"rich": "behaviors", "minimal": "plain"}
+    )
+    """Per arm, the rewrite asked for: `behaviors` keeps every check, abandoned attempt, subgoal and backward
+    step of the document in the thinking; `plain` writes the thinking as a direct derivation."""
+    min_number_recall: float = Field(0.8, ge=0, le=1)
+    """Share of the document's distinct numbers the rewrite must still contain."""
+    min_entity_recall: float = Field(0.6, ge=0, le=1)
+    """Share of the document's named entities and formula symbols the rewrite must still contain."""
+    min_length_ratio: float = Field(0.4, gt=0)
+    """Least rewrite length / document length (characters): shorter rewrites have dropped content."""
+    max_length_ratio: float = Field(2.5, gt=0)
+    """Most rewrite length / document length: longer ones have added content of their own."""
+    max_text_chars: int = Field(12_000, ge=1)
+    """Documents longer than this are cut (keeping the start) before rewriting."""
+
+    @field_validator("variants")
+    @classmethod
+    def _arms(cls, variants: dict[str, str]) -> dict[str, str]:
+        if unknown := set(variants) - {"rich", "minimal"}:
+            raise ValueError(f"variants: unknown arm(s) {sorted(unknown)} (arms: rich, minimal)")
+        return variants
+
+
+class CorpusRecipe(StrictModel):
+    """`cogrl corpus build`: curate a behavior-rich and a behavior-minimal continued-pretraining corpus
+    (Gandhi et al., 2025, section 6): read, prefilter, label, select, optionally rewrite, write two Hugging
+    Face datasets with cards. Runs on Ray Data, sharded and resumable (docs/corpus.md)."""
+
+    name: str
+    seed: int = 0
+    """Seeds the minimal-candidate sample and the selection's tie-breaks."""
+    source: CorpusSourceConfig
+    prefilter: CorpusPrefilterConfig = Field(default_factory=CorpusPrefilterConfig)
+    label: CorpusLabelConfig | None = None
+    """The LLM judge; None: the prefilter's regex counts stand in for labels (a dry run of the pipeline on a
+    machine without a judge; the card says which labels a corpus was selected on)."""
+    select: CorpusSelectConfig = Field(default_factory=CorpusSelectConfig)
+    rewrite: CorpusRewriteConfig | None = None
+    """None: the selected documents are written as they are."""
+    workers: int = Field(2, ge=1)
+    """Ray Data actors that process shards at once (each reads, prefilters and labels whole shards)."""
+    cpus_per_worker: float = Field(1.0, gt=0)
+    """Logical CPUs Ray reserves per worker; labelling waits on the judge, so a fraction packs more workers
+    per node."""
+    address: str | None = None
+    """A Ray cluster to run on (`host:port` of its head, or `auto`); None: RAY_ADDRESS, else a private local
+    cluster. On a cluster, `--out` must be on a file system every node shares."""
+
+
+# --------------------------------------------------------------------------------------------------------
 # Recipes
 # --------------------------------------------------------------------------------------------------------
 class TrainRecipe(StrictModel):
