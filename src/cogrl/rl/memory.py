@@ -267,9 +267,18 @@ def lora_learner_components(
         tokens, response_tokens = a.micro_batch_size * sequence, a.micro_batch_size * r.max_new_tokens
     rank_hidden = c * lora.rank * shape.adapted_linears(lora)  # per token and layer
     kept_layers = 1 if t.gradient_checkpointing else shape.layers
-    activations = activation_bytes(
-        tokens, shape.layers, shape.hidden, shape.intermediate, c, t.gradient_checkpointing, residual_bytes=c
-    ) + tokens * rank_hidden * kept_layers
+    activations = (
+        activation_bytes(
+            tokens,
+            shape.layers,
+            shape.hidden,
+            shape.intermediate,
+            c,
+            t.gradient_checkpointing,
+            residual_bytes=c,
+        )
+        + tokens * rank_hidden * kept_layers
+    )
     step_buffer = t.device == "cuda" or (t.strategy == "ddp" and t.num_learners > 1)
     layers = shape.layers * shape.layer_params
     models = [shape.params] + ([shape.backbone_params] if critic else [])
