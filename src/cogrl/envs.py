@@ -182,6 +182,7 @@ class CorpusWriter(Protocol):
 # ----------------------------------------------------------------------------------------------------------
 # Semantics an environment owns. Each capability is optional and has a reader below that gives the core a
 # sensible default, so the core asks the environment (never ``getattr``) and names no field of any task.
+# Attributes may be class attributes (Countdown) or depend on the options (an adapter of many task families).
 # ----------------------------------------------------------------------------------------------------------
 @runtime_checkable
 class TaskRecorder(Protocol):
@@ -208,7 +209,7 @@ class JudgeSubject(Protocol):
     """Optional capability: what the LLM judge is shown. ``judge_domain`` ends the judge's sentence "one
     response written for ..."; ``judge_problem`` is the problem text shown above the response (None: none)."""
 
-    judge_domain: ClassVar[str]
+    judge_domain: str
 
     def judge_problem(self, task: Task) -> str | None: ...
 
@@ -228,7 +229,7 @@ class WriterBrief:
 class WriterSubject(Protocol):
     """Optional capability: the LLM writer's brief and the user message that poses one task."""
 
-    writer_brief: ClassVar[WriterBrief]
+    writer_brief: WriterBrief
 
     def writer_problem(self, task: Task) -> str: ...
 
@@ -256,7 +257,7 @@ class FormatFailures(Protocol):
     """Optional capability: the ``Score.reason`` values that mean the completion has no readable answer
     (the ``format_rate`` metric counts the others)."""
 
-    format_failure_reasons: ClassVar[frozenset[str]]
+    format_failure_reasons: frozenset[str]
 
 
 DEFAULT_FORMAT_FAILURES = frozenset({"no_answer"})
