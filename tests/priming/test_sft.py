@@ -87,7 +87,7 @@ def test_build_then_sft_gives_a_model_that_writes_the_format(tmp_path):
     recipe = load_recipe(RECIPE, SMALL, kind=SFTRecipe)
     env = make_env(recipe.env.name, recipe.env.options)
     data = tmp_path / "prime"
-    save_priming_set(build_synthetic(env, get_condition("no_behavior"), 240, 16, seed=0), data, {})
+    save_priming_set(build_synthetic(env, get_condition("no_behavior"), 240, 16, seed=0), data, {}, env)
     recipe.sft.dataset = str(data)
     out = run_sft(recipe, tmp_path / "model")
 

@@ -264,7 +264,7 @@ def build_priming_set(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
         "seed": run.seed,
         "sweep": recipe.name,
     }
-    stats = save_priming_set(dataset, run.stage_dir("prime"), meta)
+    stats = save_priming_set(dataset, run.stage_dir("prime"), meta, env)
     log(f"{run.condition}: priming set of {stats['train']['rows']} rows -> {run.stage_dir('prime')}")
 
 

@@ -29,7 +29,17 @@ from cogrl import QUIET_ENV
 from cogrl.behaviors import BehaviorTags
 from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.config import TrainRecipe
-from cogrl.envs import BehaviorCounter, ClaimChecker, ClaimCounts, Environment, Score, Task, make_env
+from cogrl.envs import (
+    BehaviorCounter,
+    ClaimChecker,
+    ClaimCounts,
+    Environment,
+    Score,
+    Task,
+    format_failure_reasons,
+    make_env,
+    tagger_hints,
+)
 from cogrl.files import InputError
 from cogrl.rl.algorithms import ADVANTAGE_ESTIMATORS
 from cogrl.rl.batch import Experience, Generation
@@ -121,11 +131,6 @@ def informative_groups(experiences: Sequence[Experience], limit: int) -> list[Ex
         rewards.setdefault(e.group, set()).add(e.reward)
     chosen = set([group for group, seen in rewards.items() if len(seen) > 1][:limit])
     return [e for e in experiences if e.group in chosen]
-
-
-def task_hints(task: Task) -> dict[str, Any]:
-    """What the behavior tagger may use of a task (Countdown-style numbers and target, when present)."""
-    return {key: task.data[key] for key in ("numbers", "target") if key in task.data}
 
 
 def init_ray(recipe: TrainRecipe) -> None:
@@ -253,7 +258,7 @@ class Trainer:
     def _tag_one(self, text: str, task: Task) -> BehaviorTags:
         if self.counter is not None and (tags := self.counter.count_behaviors(text, task)) is not None:
             return tags
-        return self.tagger.tag(text, **task_hints(task))
+        return self.tagger.tag(text, **tagger_hints(self.env, task))
 
     def check_claims(
         self, tasks: Sequence[Task], generations: Sequence[Generation]
@@ -280,7 +285,9 @@ class Trainer:
         scores = self.score(self.test_tasks, generations)
         tags = self.tag(self.test_tasks, generations)
         claims = self.check_claims(self.test_tasks, generations)
-        metrics = evaluation_metrics(len(self.test_tasks), generations, scores, tags, claims)
+        metrics = evaluation_metrics(
+            len(self.test_tasks), generations, scores, tags, claims, format_failure_reasons(self.env)
+        )
         # The test responses themselves, so reports count behaviors on them (as the paper did).
         records = rollout_records(step, self.test_tasks, generations, scores, tags, k, claims)
         seen: Counter[int] = Counter()
@@ -336,7 +343,11 @@ class Trainer:
         lap("sync")
 
         generated_tokens = sum(len(g.response_ids) for g in generations)
-        metrics = {"step": step, **rollout_metrics(generations, scores, tags), **claim_metrics(claims or [])}
+        metrics = {
+            "step": step,
+            **rollout_metrics(generations, scores, tags, format_failures=format_failure_reasons(self.env)),
+            **claim_metrics(claims or []),
+        }
         metrics.update({f"train/{key}": value for key, value in stats.items()})
         metrics.update(sampling)
         metrics.update(timings)

@@ -44,7 +44,10 @@ PROBE_PROMPT = "Using the numbers [3, 7, 12], create an equation that equals 48.
 PROBE_RESPONSE = (
     " <think> 7 - 3 = 4. 4 * 12 = 48. That is the target. </think> <answer> (7 - 3) * 12 </answer>"
 )
-"""A fixed continuation whose log-probs show whether a worker's live weights are the learner's."""
+"""A fixed continuation whose log-probs show whether a worker's live weights are the learner's. It is no
+environment's task on purpose: the probe compares two copies of the same weights on any fixed text, so its
+wording does not matter (in-distribution text only makes the log-probs less extreme); it stays the same for
+every environment, so sync checks of runs on different environments are alike, and it is not a capability."""
 SYNC_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.05}
 """Default probe tolerance per rollout dtype (see `rollout.sync_tolerance` in cogrl.config)."""
 
