@@ -39,8 +39,13 @@ def identify(body: dict) -> tuple[str, str]:
     return ("rewrite" if "'Question:'" in prompt else "label", document(body))
 
 
+def kind_of(text: str) -> str:
+    """The sample kind of a document as the pipeline sent it (whole, or cut to its token budget)."""
+    return KIND.get(text) or next(kind for full, kind in KIND.items() if full.startswith(text))
+
+
 def judge_reply(text: str) -> str:
-    kind = KIND[text]
+    kind = kind_of(text)
     lines = [f"{b}: {n}" for b, n in zip(BEHAVIOR_LINES, COUNTS[kind], strict=True)]
     if text == UNREADABLE:
         lines = [line for line in lines if not line.startswith("backtracking")]

@@ -122,7 +122,8 @@ def test_parse_label_reads_the_lines_and_names_what_is_missing():
 def test_labelling_against_the_fake_server_records_bad_replies_and_failures(fake_llm):
     texts = [ROWS[0]["text"], UNREADABLE, ROWS[6]["text"]]
     config = CorpusLabelConfig(endpoint=fake_llm.url, max_retries=0)
-    records = label_texts(config, texts)
+    records, model = label_texts(config, texts)
+    assert model == "fake-curator"
     assert records[0]["label"] == {
         "counts": {"verification": 2, "backtracking": 1, "subgoal_setting": 1, "backward_chaining": 1},
         "problem": True,
@@ -132,7 +133,7 @@ def test_labelling_against_the_fake_server_records_bad_replies_and_failures(fake
     assert "verification: 2" in records[1]["label_reply"]  # the reply is kept for the record
     assert records[2]["label"]["counts"] == dict.fromkeys(records[2]["label"]["counts"], 0)
     fake_llm.script = lambda key, attempt: "500"
-    failed = label_texts(config, [ROWS[7]["text"]])
+    failed, _ = label_texts(config, [ROWS[7]["text"]])
     assert failed[0]["label"] is None and failed[0]["label_error"].startswith("request failed")
 
 
@@ -146,23 +147,24 @@ def labelled(i: int, tokens: int, total: int, solved: bool = True) -> dict:
     }
 
 
-def test_selection_matches_length_bins_and_budget():
-    rows = [labelled(i, 50 + 10 * (i % 30), 3) for i in range(60)]  # rich, lengths 50..340
-    rows += [labelled(100 + i, 40 + 7 * i, 0) for i in range(80)]  # minimal, lengths 40..593
+def test_selection_pairs_by_length_within_the_tolerance_and_budget():
+    rows = [labelled(i, 50 + 10 * (i % 30), 3 + i % 4) for i in range(60)]  # rich, lengths 50..340
+    rows += [labelled(100 + i, 40 + 7 * i, i % 2) for i in range(80)]  # minimal (counts 0) and neither (1)
     rows += [labelled(300, 100, 1), labelled(301, 100, 5, solved=False)]  # in neither pool
-    config = CorpusSelectConfig(token_budget=5000, length_bins=4)
-    chosen = select(rows, config)
+    chosen = select(rows, CorpusSelectConfig(token_budget=5000, length_tolerance=0.05, minimal_max_count=0))
     stats = chosen.stats()
-    assert chosen.pools == {"rich": 61 - 1, "minimal": 80}
+    assert chosen.pools == {"rich": 60, "minimal": 40}
     assert stats["documents"]["rich"] == stats["documents"]["minimal"] > 0
     assert max(stats["tokens"].values()) <= 5000 and min(stats["tokens"].values()) > 4000
-    assert stats["length_ks"] <= 0.35
-    import bisect
-
-    for arm in ("rich", "minimal"):
-        assert len({d["id"] for d in getattr(chosen, arm)}) == len(getattr(chosen, arm))
-    bins = lambda docs: sorted(bisect.bisect_right(chosen.edges, d["tokens"]) for d in docs)  # noqa: E731
-    assert bins(chosen.rich) == bins(chosen.minimal)
+    for rich, minimal in zip(chosen.rich, chosen.minimal, strict=True):
+        assert abs(rich["tokens"] - minimal["tokens"]) <= 0.05 * rich["tokens"]
+        assert sum(minimal["label"]["counts"].values()) == 0
+    assert len({d["id"] for d in chosen.minimal}) == len(chosen.minimal)  # each minimal document used once
+    assert stats["length_ks"] <= 0.3
+    counts = [sum(d["label"]["counts"].values()) for d in chosen.rich]
+    assert counts == sorted(counts, reverse=True)  # richest first
+    everything = select(rows, CorpusSelectConfig(length_tolerance=100.0, minimal_max_count=0))
+    assert len(everything.rich) == 40  # without a budget, until the minimal pool is used up
 
 
 def test_ks_statistic():
@@ -241,7 +243,7 @@ def test_arm_dataset_and_card(tmp_path):
     }
     write_arm(tmp_path / "rich", rows, card_text("c", "rich", stats, pipeline), stats)
     loaded = datasets.load_from_disk(str(tmp_path / "rich"))
-    assert loaded["text"] == ["t1", "t2"] and loaded["verification"] == [2, 0]
+    assert list(loaded["text"]) == ["t1", "t2"] and list(loaded["verification"]) == [2, 0]
     card = (tmp_path / "rich" / "README.md").read_text()
     assert "| verification | 0.500 | 1.00 |" in card and "| label | w | 1 | 0.500 |" in card
     assert json.loads((tmp_path / "rich" / CORPUS_FILE).read_text())["documents"] == 2

@@ -108,8 +108,11 @@ def label_record(label: Label | None, error: str | None, reply: str | None) -> d
     }
 
 
-async def alabel(config: CorpusLabelConfig, texts: Sequence[str], stats: ClientStats) -> list[dict[str, Any]]:
-    """Label every text (`label_record` fields, in order). Raises `EndpointError` on a wrong URL, model or key."""
+async def alabel(
+    config: CorpusLabelConfig, texts: Sequence[str], stats: ClientStats
+) -> tuple[list[dict[str, Any]], str]:
+    """Label every text (`label_record` fields, in order); also the judge's model name. Raises
+    `EndpointError` on a wrong URL, model or key."""
     async with LLMClient(config, "corpus-label", stats) as client:
 
         async def one(text: str) -> dict[str, Any]:
@@ -125,11 +128,11 @@ async def alabel(config: CorpusLabelConfig, texts: Sequence[str], stats: ClientS
             except LabelError as exc:
                 return label_record(None, str(exc), reply)
 
-        return list(await asyncio.gather(*(one(text) for text in texts)))
+        return list(await asyncio.gather(*(one(text) for text in texts))), str(client.model)
 
 
 def label_texts(
     config: CorpusLabelConfig, texts: Sequence[str], stats: ClientStats | None = None
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], str]:
     """`alabel` from synchronous code (a Ray worker)."""
     return asyncio.run(alabel(config, texts, stats if stats is not None else ClientStats()))

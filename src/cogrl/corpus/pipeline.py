@@ -91,8 +91,9 @@ class ShardWorker:
             if view.kept:
                 candidates.append((doc, view))
         stats = ClientStats()
+        judge = None
         if self.recipe.label is not None:
-            records = label_texts(self.recipe.label, [doc.text for doc, _ in candidates], stats)
+            records, judge = label_texts(self.recipe.label, [doc.text for doc, _ in candidates], stats)
         else:  # the regex counts stand in; every candidate is taken to hold a problem and its solution
             records = [
                 label_record(Label({b: c or 0 for b, c in view.counts.items()}, True, True), None, None)
@@ -124,6 +125,7 @@ class ShardWorker:
             "request_failures": failed,
             "requests": stats.requests,
             "retries": stats.retries,
+            "judge": judge,
         }
 
     def rewrite_shard(self, shard: int) -> dict[str, Any]:
@@ -201,8 +203,9 @@ def run_stage(
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
         ShardWorker,
         fn_constructor_kwargs={"recipe": recipe.model_dump(mode="json"), "out": str(out)},
-        concurrency=min(recipe.workers, len(items)),
+        compute=ray.data.ActorPoolStrategy(size=min(recipe.workers, len(items))),
         num_cpus=recipe.cpus_per_worker,
+        max_restarts=0,  # a failed shard fails the job (and is redone on the rerun), never silently retried
     )
     progress = Progress(stage, n_shards, len(done), log)
     for row in dataset.iter_rows():
@@ -345,9 +348,12 @@ def write_outputs(
         )
     pipeline = {
         "tokenizer": recipe.source.tokenizer,
-        "labels_from": "LLM judge " + (recipe.label.model or recipe.label.endpoint)
-        if recipe.label
-        else "the regex prefilter (no judge configured)",
+        "labels_from": (
+            f"LLM judge {', '.join(sorted({s['judge'] for s in label_summaries if s.get('judge')}))} at "
+            f"{recipe.label.endpoint}"
+            if recipe.label
+            else "the regex prefilter (no judge configured)"
+        ),
         "rewritten": "yes, " + json.dumps(recipe.rewrite.variants) if recipe.rewrite else "no",
         "selection": {**selection.stats(), "pairs_after_rewrite": len(arms["rich"])},
         "rejections": rejections,
@@ -369,3 +375,23 @@ def write_outputs(
         )
     write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def plan_text(recipe: CorpusRecipe, out: Path) -> str:
+    """What a build would do: the source, the stages with their knobs, and the shards finished so far."""
+    source = Source(recipe.source)
+    manifest = Manifest(out, recipe) if (out / "manifest.json").is_file() else None
+    done = len(manifest.done(LABEL)) if manifest else 0
+    lines = [
+        f"corpus {recipe.name} -> {out}",
+        f"source    {recipe.source.path or recipe.source.hub}: {source.n_shards} shard(s) ({done} finished), "
+        f"documents cut to {recipe.source.max_doc_tokens} tokens of {recipe.source.tokenizer}",
+        f"prefilter math density >= {recipe.prefilter.min_math_density:g}/1k chars, minimal sample "
+        f"{recipe.prefilter.minimal_sample:g}",
+        f"label     {'judge ' + recipe.label.endpoint if recipe.label else 'regex counts (no judge)'}",
+        f"select    rich >= {recipe.select.rich_min_count} instances, minimal <= "
+        f"{recipe.select.minimal_max_count}, budget {recipe.select.token_budget or 'all pairs'} tokens per arm",
+        f"rewrite   {json.dumps(recipe.rewrite.variants) if recipe.rewrite else 'no'}",
+        f"workers   {recipe.workers} on {recipe.address or os.environ.get('RAY_ADDRESS') or 'a local Ray cluster'}",
+    ]
+    return "\n".join(lines)

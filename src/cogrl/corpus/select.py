@@ -1,18 +1,21 @@
 """Selection: a behavior-rich and a behavior-minimal subset, matched in token budget and length distribution.
 
 The comparison the paper makes (continued pretraining on either, then the same RL) is only about behaviors if
-the two corpora are otherwise alike. So documents are paired: the rich pool's token lengths are cut into
-`length_bins` quantile bins; within a bin the richest rich documents are paired one for one with the most
-behavior-free minimal documents; pairs are then taken round-robin over the bins, in each bin's rank order,
-until either arm would pass the budget. Both arms end with the same number of documents in every length
-bin, and their token totals differ by at most the width of the bins' ranges (measured and reported:
-`token_gap`, and the two-sample Kolmogorov-Smirnov statistic of the lengths).
+the two corpora are otherwise alike. So documents are paired by length: the rich documents, richest first
+(most behavior instances in all), each take the unused minimal document of the nearest token length
+(fewest instances first among equal lengths), if it is within `length_tolerance` of their own; pairs are
+added until either arm would pass the budget. Both arms then hold the same number of documents, every
+pair's lengths are within the tolerance, so the two length distributions and token totals nearly agree
+(measured and reported: `token_gap`, and the two-sample Kolmogorov-Smirnov statistic of the lengths).
+Lengths are bucketed exactly (a document has at most `max_doc_tokens` tokens), so each pairing is a
+bisection over the distinct lengths left: linear-logarithmic in the pools, for millions of documents.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +29,6 @@ class Selection:
     minimal: list[dict[str, Any]] = field(default_factory=list)
     pools: dict[str, int] = field(default_factory=dict)
     """How many labelled documents qualified for each arm before matching."""
-    edges: list[int] = field(default_factory=list)
 
     def stats(self) -> dict[str, Any]:
         tokens = {arm: sum(d["tokens"] for d in docs) for arm, docs in self.arms().items()}
@@ -36,7 +38,6 @@ class Selection:
             "token_gap": abs(tokens["rich"] - tokens["minimal"]),
             "length_ks": ks_statistic([d["tokens"] for d in self.rich], [d["tokens"] for d in self.minimal]),
             "pools": self.pools,
-            "length_bin_edges": self.edges,
         }
 
     def arms(self) -> dict[str, list[dict[str, Any]]]:
@@ -66,51 +67,47 @@ def select(rows: Iterable[Mapping[str, Any]], config: CorpusSelectConfig) -> Sel
         if (arm := qualifies(row, config)) is not None:
             pools[arm].append(row)
     selection = Selection(pools={arm: len(pool) for arm, pool in pools.items()})
-    if not pools["rich"] or not pools["minimal"]:
-        return selection
-    lengths = sorted(d["tokens"] for d in pools["rich"])
-    edges = sorted(
-        {
-            lengths[min(len(lengths) - 1, len(lengths) * k // config.length_bins)]
-            for k in range(1, config.length_bins)
-        }
-    )
-    selection.edges = edges
 
-    def tie(row: Mapping[str, Any]) -> str:
-        return hashlib.sha256(f"{config.seed}/{row['id']}".encode()).hexdigest()
+    def rank(row: Mapping[str, Any], sign: int) -> tuple[int, str]:
+        tie = hashlib.sha256(f"{config.seed}/{row['id']}".encode()).hexdigest()
+        return sign * sum(row["label"]["counts"].values()), tie
 
-    bins: dict[str, list[list[Mapping[str, Any]]]] = {
-        arm: [[] for _ in range(len(edges) + 1)] for arm in pools
-    }
-    for arm, pool in pools.items():
-        for row in pool:
-            bins[arm][bisect.bisect_right(edges, row["tokens"])].append(row)
-    for b in bins["rich"]:
-        b.sort(key=lambda r: (-sum(r["label"]["counts"].values()), tie(r)))
-    for b in bins["minimal"]:
-        b.sort(key=lambda r: (sum(r["label"]["counts"].values()), tie(r)))
-    pairs_per_bin = [
-        list(zip(r, m, strict=False)) for r, m in zip(bins["rich"], bins["minimal"], strict=True)
-    ]
-    budget = config.token_budget
+    by_length: dict[int, deque[Mapping[str, Any]]] = {}
+    for row in sorted(pools["minimal"], key=lambda r: rank(r, 1)):  # fewest behaviors first
+        by_length.setdefault(row["tokens"], deque()).append(row)
+    lengths = sorted(by_length)  # the lengths some unused minimal document still has
     totals = {"rich": 0, "minimal": 0}
-    depth = 0
-    while any(depth < len(pairs) for pairs in pairs_per_bin):
-        for pairs in pairs_per_bin:
-            if depth >= len(pairs):
-                continue
-            rich, minimal = pairs[depth]
-            if budget is not None and (
-                totals["rich"] + rich["tokens"] > budget or totals["minimal"] + minimal["tokens"] > budget
-            ):
-                return selection
-            selection.rich.append(dict(rich))
-            selection.minimal.append(dict(minimal))
-            totals["rich"] += rich["tokens"]
-            totals["minimal"] += minimal["tokens"]
-        depth += 1
+    for rich in sorted(pools["rich"], key=lambda r: rank(r, -1)):  # richest first
+        minimal = nearest(by_length, lengths, rich["tokens"], config.length_tolerance)
+        if minimal is None:
+            continue
+        if config.token_budget is not None and (
+            totals["rich"] + rich["tokens"] > config.token_budget
+            or totals["minimal"] + minimal["tokens"] > config.token_budget
+        ):
+            break
+        by_length[minimal["tokens"]].popleft()
+        if not by_length[minimal["tokens"]]:
+            del by_length[minimal["tokens"]]
+            lengths.remove(minimal["tokens"])
+        selection.rich.append(dict(rich))
+        selection.minimal.append(dict(minimal))
+        totals["rich"] += rich["tokens"]
+        totals["minimal"] += minimal["tokens"]
     return selection
+
+
+def nearest(
+    by_length: Mapping[int, deque[Mapping[str, Any]]], lengths: list[int], tokens: int, tolerance: float
+) -> Mapping[str, Any] | None:
+    """The best-ranked unused minimal document of the length closest to ``tokens`` (the shorter on a tie),
+    if that length is within ``tolerance`` of it."""
+    i = bisect.bisect_left(lengths, tokens)
+    candidates = [lengths[j] for j in (i - 1, i) if 0 <= j < len(lengths)]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda n: (abs(n - tokens), n))
+    return by_length[best][0] if abs(best - tokens) <= tolerance * tokens else None
 
 
 def ks_statistic(a: Sequence[float], b: Sequence[float]) -> float:

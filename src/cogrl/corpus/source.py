@@ -96,8 +96,10 @@ class Source:
 
     @cached_property
     def tokenizer(self) -> Any:
-        from cogrl.models import load_tokenizer, resolve_model
+        from cogrl.models import char_tokenizer, load_tokenizer, resolve_model
 
+        if self.config.tokenizer == "char":
+            return char_tokenizer()
         return load_tokenizer(resolve_model(ModelConfig(path=self.config.tokenizer)))
 
     @cached_property
