@@ -234,3 +234,9 @@ def test_a_killed_lora_run_resumes_to_the_uninterrupted_result(tmp_path):
     process.wait()
     train("--resume", str(crashed))
     assert_same_logs(crashed, reference)
+
+    # `cogrl eval RUN` (and audit) take the run's newest checkpoint: its adapter merged into the base.
+    from cogrl.rl.evaluation import resolve_source
+
+    source = resolve_source(crashed)
+    assert source.checkpoint_step == 4 and (source.model_dir / "config.json").is_file()

@@ -121,7 +121,7 @@ def fine_tune(
     from transformers import set_seed
     from trl import SFTTrainer
 
-    from cogrl.rl.runs import run_metadata
+    from cogrl.provenance import run_metadata
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     set_seed(seed)

@@ -162,7 +162,11 @@ def init_ray(recipe: TrainRecipe) -> None:
 class Trainer:
     """Owns the roles of one run and steps them. Construct, then call `run()`."""
 
-    def __init__(self, run: RunDir, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, run: RunDir, log: Callable[[str], None] = print, model_dir: Path | None = None
+    ) -> None:
+        """``model_dir``: the model RL starts from (default: the recipe's ``model``). A recipe's ``warmup``
+        SFT runs above RL (`cogrl.experiments.training.start_trainer`), which passes its output here."""
         from cogrl.models import resolve_model
         from cogrl.rl.learner import LearnerGroup
         from cogrl.rl.rollout import RolloutPool
@@ -185,10 +189,13 @@ class Trainer:
         elif self.counter is None:
             raise InputError(f"behaviors.method exact: env {recipe.env.name!r} has no exact behavior counter")
 
-        model_dir = resolve_model(recipe.model, self.env)
+        if model_dir is None:
+            if recipe.warmup is not None:
+                raise ValueError(
+                    "a recipe with a warmup starts through cogrl.experiments.training.start_trainer"
+                )
+            model_dir = resolve_model(recipe.model, self.env)
         init_ray(recipe)
-        if recipe.warmup is not None:
-            model_dir = self._warm_up(model_dir)
         checkpoint = run.last_checkpoint()
         self.start_step = checkpoint[0] if checkpoint else 0
         t = recipe.trainer
@@ -225,23 +232,6 @@ class Trainer:
         if lora is not None:
             self.sync_weights()
         self.tracker = Tracker(run.root, recipe.logging, recipe.model_dump(mode="json"))
-
-    def _warm_up(self, model_dir: Path) -> Path:
-        """SFT before RL (run once; a resumed run reuses the finished warm-up model)."""
-        from cogrl.priming.sft import run_sft
-
-        out = self.run_dir.root / "warmup"
-        if not (out / "config.json").exists():
-            self.log(f"warm-up SFT on {self.recipe.warmup.condition} ...")
-            run_sft(
-                model_dir,
-                self.recipe.warmup,
-                self.env,
-                seed=self.recipe.seed,
-                out_dir=out,
-                lora=self.recipe.model.lora,
-            )
-        return out
 
     # ------------------------------------------------------------------------------------------ phases
     def generate(self, tasks: Sequence[Task], n: int, seed: int) -> list[Generation]:

@@ -553,9 +553,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Sample ``settings.n`` responses per problem, score, key and tag them, and write the output directory
     ``out`` atomically (built beside it, then renamed). Returns eval.json's content."""
+    from cogrl.provenance import run_metadata
     from cogrl.rl.driver import derive_seed
     from cogrl.rl.metrics import claim_metrics, rollout_metrics
-    from cogrl.rl.runs import run_metadata
 
     started = time.perf_counter()
     ks = check_ks(settings.ks, settings.n)
