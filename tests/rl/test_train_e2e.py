@@ -218,3 +218,22 @@ def test_train_with_dynamic_sampling(tmp_path):
             }
         )
         assert kept >= informative and (drawn == 4) == (informative == 4)
+
+
+def test_train_tags_rollouts_with_a_tagger_of_ones_own(tmp_path):
+    """behaviors.method names a class outside src/cogrl (tests/plugins/line_tagger.py); every rollout carries
+    its counts (every line a subgoal: no regex tagging gives that on all of them)."""
+    run = tmp_path / "run"
+    process = subprocess.run(
+        [sys.executable, "-c", "from cogrl.cli import main; main()", "train", "recipes/cpu-tiny-grpo.yaml"]
+        + [*overrides(4, 1), "behaviors.method=plugins.line_tagger:LineTagger", "--out", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert process.returncode == 0, process.stdout + process.stderr
+    rollouts = read(run, "rollouts.jsonl")
+    assert len(rollouts) == 4 * 2
+    for r in rollouts:
+        assert r["behaviors"]["subgoal_setting"] == r["completion"].count("\n") + 1

@@ -27,7 +27,7 @@ from typing import Any
 
 from cogrl import QUIET_ENV
 from cogrl.behaviors import BehaviorTags
-from cogrl.behaviors.regex_tagger import RegexTagger
+from cogrl.behaviors.taggers import load_tagger
 from cogrl.config import TrainRecipe
 from cogrl.envs import (
     BehaviorCounter,
@@ -181,10 +181,14 @@ class Trainer:
             self.test_tasks = list(self.env.tasks("test"))[: recipe.trainer.eval_problems]
         except ValueError as exc:  # e.g. a missing or malformed dataset file
             raise InputError(f"env {recipe.env.name}: {exc}") from None
-        self.tagger = RegexTagger(recipe.behaviors.patterns) if recipe.behaviors.tag_rollouts else None
+        b = recipe.behaviors
+        try:
+            self.tagger = load_tagger(b.method, b.patterns) if b.tag_rollouts else None
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         self.counter = self.env if isinstance(self.env, BehaviorCounter) else None
         self.claim_checker = self.env if isinstance(self.env, ClaimChecker) else None
-        if recipe.behaviors.method == "regex":
+        if recipe.behaviors.method != "exact":
             self.counter = None
         elif self.counter is None:
             raise InputError(f"behaviors.method exact: env {recipe.env.name!r} has no exact behavior counter")
