@@ -173,3 +173,21 @@ def test_score_command_reads_reasoning_gym_records(tmp_path, capsys, monkeypatch
     scored = [json.loads(line) for line in out.splitlines()]
     assert scored[0]["correct"] is True and scored[0]["reason"] == "correct"
     assert code == 2 and "'answer'" in err
+
+
+def test_score_command_takes_env_options(tmp_path, capsys, monkeypatch):
+    """A record of another family is scored by that family's scorer (`--env-option dataset=...`)."""
+    env = make_env("reasoning_gym", {"dataset": "leg_counting", "n_train": 1, "n_test": 0})
+    task = env.tasks("train")[0]
+    path = tmp_path / "legs.jsonl"
+    path.write_text(
+        json.dumps({"completion": env.completion("t", task.data["answer"]), **task_record(env, task)})
+    )
+    args = ["score", "--env", "reasoning_gym", "--env-option", "dataset=leg_counting", str(path)]
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads(out)["correct"] is True and json.loads(out)["reason"] == "correct"
+    code, _, err = run_cli(
+        ["score", "--env", "reasoning_gym", "--env-option", "datset=x", str(path)], capsys, monkeypatch
+    )
+    assert code == 2 and "datset" in err
