@@ -115,16 +115,17 @@ def test_prime_build_with_an_llm_writer(tmp_path, capsys, monkeypatch):
 
 
 def test_judge_is_shown_the_environments_problem_and_domain(tmp_path, capsys, monkeypatch):
-    env = make_env("reasoning_gym", {**OPTIONS, "n_train": 2, "n_test": 0})
+    env = make_env("reasoning_gym", {"dataset": "leg_counting", "n_train": 2, "n_test": 0})
     task = env.tasks("train")[0]
     lines = [
-        {"completion": "I add them. Let me verify: yes.", **task_record(env, task)},
+        {"completion": "I count the legs. Let me verify: yes.", **task_record(env, task)},
         {"completion": "No task fields here."},
     ]
     path = tmp_path / "in.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     with judge_server() as server:
-        args = ["behaviors", "tag", "--env", "reasoning_gym", "--method", "llm", "--endpoint", server.url]
+        args = ["behaviors", "tag", "--env", "reasoning_gym", "--env-option", "dataset=leg_counting"]
+        args += ["--method", "llm", "--endpoint", server.url]
         code, out, err = run_cli(
             [*args, "--cache", str(tmp_path / "cache.sqlite"), str(path)], capsys, monkeypatch
         )
@@ -135,13 +136,13 @@ def test_judge_is_shown_the_environments_problem_and_domain(tmp_path, capsys, mo
     systems = {body["messages"][0]["content"] for body in bodies}
     assert systems == {
         "You annotate reasoning traces. You are given the definition of one reasoning behavior and one response "
-        "written for a basic arithmetic problem (a reasoning-gym task). Count the distinct instances of that "
+        "written for a leg counting problem (a reasoning-gym task). Count the distinct instances of that "
         "behavior in the response. Think briefly (at most three sentences), then end with a final line of exactly "
         "the form\nCOUNT: <n>\nwhere <n> is a non-negative integer (0 if the behavior never occurs)."
     }
     prompts = [body["messages"][-1]["content"] for body in bodies]
-    with_task = [p for p in prompts if "I add them." in p]
-    assert with_task and all(f"Problem: {task.data['question']}\n\nResponse:" in p for p in with_task)
+    with_task = [p for p in prompts if "I count the legs." in p]
+    assert with_task and all(f"Problem: {task.data['question'].strip()}\n\nResponse:" in p for p in with_task)
     assert all("Problem:" not in p for p in prompts if "No task fields" in p)
     # the same response judged for another environment is another judgment (the system prompt is in the key)
     countdown = tmp_path / "cd.jsonl"
