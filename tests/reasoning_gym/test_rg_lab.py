@@ -192,3 +192,43 @@ def test_score_command_takes_env_options(tmp_path, capsys, monkeypatch):
         ["score", "--env", "reasoning_gym", "--env-option", "datset=x", str(path)], capsys, monkeypatch
     )
     assert code == 2 and "datset" in err
+
+
+def test_prime_build_from_model_samples(tmp_path, capsys, monkeypatch):
+    """`--source samples`: a model's own wrong answers, one per task, read from records of the env's fields."""
+    env = make_env("reasoning_gym", {**OPTIONS, "n_train": 6, "n_test": 0})
+    tasks = env.tasks("train")
+    lines = []
+    for i, task in enumerate(tasks):
+        answer = task.data["answer"] if i % 3 == 0 else str(int(task.data["answer"]) + 1)  # 2 of 3 wrong
+        lines.append(
+            {"completion": f"I add the terms.</think>\n<answer>{answer}</answer>", **task_record(env, task)}
+        )
+    lines.insert(2, lines[1])  # the same task again: used once
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "failures"
+    args = [
+        "prime",
+        "build",
+        "--env",
+        "reasoning_gym",
+        *ENV_ARGS,
+        "--source",
+        "samples",
+        "--samples",
+        str(samples),
+    ]
+    code, _, err = run_cli(
+        [*args, "--condition", "no_behavior+incorrect", "--n", "4", "--n-val", "0", "--out", str(out)],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    rows = datasets.load_from_disk(str(out))["train"].to_list()
+    assert len(rows) == 4 and not any(r["correct"] for r in rows)
+    assert len({r["task"] for r in rows}) == 4
+    meta = json.loads((out / "priming.json").read_text())
+    assert (
+        meta["rejections"] == {"answer_not_wrong": 2, "repeated_task": 1} and meta["claims_checked"] is False
+    )
