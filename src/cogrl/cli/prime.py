@@ -106,7 +106,7 @@ def build(
     """Build a priming set: prompt/completion rows in the RL format, with behaviors and correctness."""
     from cogrl.envs import get_env_class, priming_options
     from cogrl.priming.conditions import get_condition
-    from cogrl.priming.dataset import build_synthetic, save_priming_set
+    from cogrl.priming.dataset import build_synthetic, save_priming_set, set_metadata
     from cogrl.rl.evaluation import make_eval_env
 
     target = check_output_dir(out, overwrite, inputs=[tokenizer, samples])
@@ -131,18 +131,7 @@ def build(
         ):
             raise InputError(f"--tokenizer: {tokenizer} holds no tokenizer files")
         tok = load_tokenizer(tokenizer)
-    meta = {
-        "condition": chosen.name,
-        "description": chosen.description,
-        "behaviors": sorted(chosen.behaviors),
-        "correct": chosen.correct,
-        "transform": chosen.transform,
-        "source": source.value,
-        "env": env_name,
-        "env_options": env.options.model_dump(mode="json"),
-        "seed": seed,
-        "tokenizer": str(tokenizer) if tokenizer else None,
-    }
+    meta = set_metadata(chosen, env, source.value, seed, tokenizer=str(tokenizer) if tokenizer else None)
     if source is Source.synthetic:
         with stderr.status(f"writing {n + n_val} {chosen.name} traces ..."):
             dataset = build_synthetic(env, chosen, n, n_val, seed=seed, tokenizer=tok)

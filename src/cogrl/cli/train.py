@@ -37,7 +37,8 @@ def train(
     ] = False,
 ) -> None:
     """Run GRPO/PPO on an environment, tagging behaviors in every rollout."""
-    from cogrl.rl.driver import Trainer, plan, plan_fields
+    from cogrl.experiments.training import start_trainer
+    from cogrl.rl.driver import plan, plan_fields
     from cogrl.rl.memory import plan_memory
     from cogrl.rl.runs import RunDir
 
@@ -74,7 +75,7 @@ def train(
     console.print(f"run directory: {run.root}")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
-        trainer = Trainer(run, log=progress.console.print)
+        trainer = start_trainer(run, log=progress.console.print)
         bar = progress.add_task("RL steps", total=run.recipe.trainer.steps, completed=trainer.start_step)
         trainer.run(on_step=lambda step: progress.update(bar, completed=step))
     console.print(f"done: {run.root}")

@@ -99,14 +99,11 @@ def sweep_runs(recipe: SweepRecipe, out: Path) -> list[SweepRun]:
 
 def rl_progress(rl_dir: Path) -> int | None:
     """The step of the RL run's last checkpoint; None when the run has not started."""
-    from cogrl.rl.runs import CHECKPOINT
+    from cogrl.rl.runs import checkpoints_of
 
     if not (rl_dir / "config.yaml").exists():
         return None
-    steps = [
-        int(m.group(1)) for p in (rl_dir / "checkpoints").glob("step-*") if (m := CHECKPOINT.match(p.name))
-    ]
-    return max(steps, default=0)
+    return max((step for step, _ in checkpoints_of(rl_dir)), default=0)
 
 
 def stage_status(recipe: SweepRecipe, run: SweepRun, stage: str) -> str:
@@ -244,7 +241,7 @@ def priming_env(recipe: SweepRecipe) -> Any:
 def build_priming_set(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
     from cogrl.models import load_tokenizer
     from cogrl.priming.conditions import get_condition
-    from cogrl.priming.dataset import build_synthetic, save_priming_set
+    from cogrl.priming.dataset import build_synthetic, save_priming_set, set_metadata
 
     condition = get_condition(run.condition)
     env = priming_env(recipe)
@@ -252,18 +249,7 @@ def build_priming_set(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
     dataset = build_synthetic(
         env, condition, recipe.sft.n, recipe.priming_validation, seed=run.seed, tokenizer=tokenizer
     )
-    meta = {
-        "condition": condition.name,
-        "description": condition.description,
-        "behaviors": sorted(condition.behaviors),
-        "correct": condition.correct,
-        "transform": condition.transform,
-        "source": "synthetic",
-        "env": env.name,
-        "env_options": env.options.model_dump(mode="json"),
-        "seed": run.seed,
-        "sweep": recipe.name,
-    }
+    meta = set_metadata(condition, env, "synthetic", run.seed, sweep=recipe.name)
     stats = save_priming_set(dataset, run.stage_dir("prime"), meta, env)
     log(f"{run.condition}: priming set of {stats['train']['rows']} rows -> {run.stage_dir('prime')}")
 
@@ -282,6 +268,7 @@ def prime_model(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
         out_dir=run.stage_dir("sft"),
         log=log,
         logging=stage_logging(recipe, run.sweep, run, "sft"),
+        lora=recipe.train.model.lora,
     )
 
 

@@ -153,6 +153,26 @@ def to_dataset_dict(train: list[dict], validation: list[dict]) -> datasets.Datas
     )
 
 
+def set_metadata(
+    condition: Condition, env: Environment, source: str, seed: int, **extra: Any
+) -> dict[str, Any]:
+    """What a priming set records about how it was built (`cogrl prime build` and a sweep's priming stage
+    both write it; the card and `cogrl prime sft` read it): the condition, the source, the environment and
+    its options, the seed, and what the caller adds."""
+    return {
+        "condition": condition.name,
+        "description": condition.description,
+        "behaviors": sorted(condition.behaviors),
+        "correct": condition.correct,
+        "transform": condition.transform,
+        "source": source,
+        "env": env.name,
+        "env_options": env.options.model_dump(mode="json"),
+        "seed": seed,
+        **extra,
+    }
+
+
 def save_priming_set(
     dataset: datasets.DatasetDict, out: str | Path, meta: Mapping[str, Any], env: Environment
 ) -> dict[str, Any]:

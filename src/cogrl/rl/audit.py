@@ -13,7 +13,7 @@ soon learns the constant reward of such a prompt and its advantages vanish too. 
 The output directory, built beside ``out`` and renamed into place:
 
     audit.md       the one page: the verdict line, the settings, the tables
-    audit.json     the figures, the settings and `cogrl.rl.runs.run_metadata`
+    audit.json     the figures, the settings and `cogrl.provenance.run_metadata`
     samples.jsonl  every response, as `cogrl eval` writes them (plus ``behaviors_judge`` when judged)
 
 Sampling, scoring and tagging are `cogrl.rl.evaluation`'s; this module adds the group figures and the page.
@@ -352,8 +352,8 @@ def audit(
     samples.jsonl to ``out`` atomically. ``recipe`` (else a run's own) gives the defaults of the environment,
     its options, the rollout settings and the group size. Returns audit.json's content."""
     from cogrl.behaviors.judge import Trajectory
+    from cogrl.provenance import run_metadata
     from cogrl.rl.driver import derive_seed
-    from cogrl.rl.runs import run_metadata
 
     started = time.perf_counter()
     if settings.tag == "none":

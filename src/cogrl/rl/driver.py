@@ -47,7 +47,7 @@ from cogrl.rl.memory import MemoryPlan, plan_memory
 from cogrl.rl.metrics import claim_metrics, evaluation_metrics, rollout_metrics
 from cogrl.rl.placement import place
 from cogrl.rl.runs import RunDir
-from cogrl.rl.sync import probe_tokens, push_weights
+from cogrl.rl.sync import SyncReport, probe_tokens, push_weights
 from cogrl.tracking import Tracker
 
 
@@ -162,7 +162,11 @@ def init_ray(recipe: TrainRecipe) -> None:
 class Trainer:
     """Owns the roles of one run and steps them. Construct, then call `run()`."""
 
-    def __init__(self, run: RunDir, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, run: RunDir, log: Callable[[str], None] = print, model_dir: Path | None = None
+    ) -> None:
+        """``model_dir``: the model RL starts from (default: the recipe's ``model``). A recipe's ``warmup``
+        SFT runs above RL (`cogrl.experiments.training.start_trainer`), which passes its output here."""
         from cogrl.models import resolve_model
         from cogrl.rl.learner import LearnerGroup
         from cogrl.rl.rollout import RolloutPool
@@ -185,10 +189,13 @@ class Trainer:
         elif self.counter is None:
             raise InputError(f"behaviors.method exact: env {recipe.env.name!r} has no exact behavior counter")
 
-        model_dir = resolve_model(recipe.model, self.env)
+        if model_dir is None:
+            if recipe.warmup is not None:
+                raise ValueError(
+                    "a recipe with a warmup starts through cogrl.experiments.training.start_trainer"
+                )
+            model_dir = resolve_model(recipe.model, self.env)
         init_ray(recipe)
-        if recipe.warmup is not None:
-            model_dir = self._warm_up(model_dir)
         checkpoint = run.last_checkpoint()
         self.start_step = checkpoint[0] if checkpoint else 0
         t = recipe.trainer
@@ -201,34 +208,30 @@ class Trainer:
             max_new_tokens=recipe.rollout.max_new_tokens,
             seed=recipe.seed,
             dtype=recipe.model.dtype,
+            lora=recipe.model.lora,
             slots=learner_slots,
         )
         if checkpoint:
             self.learners.load(checkpoint[1])
             log(f"resumed from {checkpoint[1]}")
-        # Workers start from the policy the learner holds now (the checkpoint's, after a resume).
+        # Workers start from the policy the learner holds now: the checkpoint's, after a resume. Under LoRA
+        # they start from the base and take the learner's adapter (fresh or resumed) before any generation.
+        lora = recipe.model.lora
         self.pool = RolloutPool(
             recipe.rollout.num_workers,
             backend=recipe.rollout.backend,
-            model_dir=checkpoint[1] if checkpoint else model_dir,
+            model_dir=checkpoint[1] if checkpoint and lora is None else model_dir,
             rollout=recipe.rollout,
             seed=recipe.seed,
             device=recipe.trainer.device,
             dtype=recipe.model.dtype,
             slots=worker_slots,
             sleep_mode=t.placement == "colocated",
+            lora=lora,
         )
+        if lora is not None:
+            self.sync_weights()
         self.tracker = Tracker(run.root, recipe.logging, recipe.model_dump(mode="json"))
-
-    def _warm_up(self, model_dir: Path) -> Path:
-        """SFT before RL (run once; a resumed run reuses the finished warm-up model)."""
-        from cogrl.priming.sft import run_sft
-
-        out = self.run_dir.root / "warmup"
-        if not (out / "config.json").exists():
-            self.log(f"warm-up SFT on {self.recipe.warmup.condition} ...")
-            run_sft(model_dir, self.recipe.warmup, self.env, seed=self.recipe.seed, out_dir=out)
-        return out
 
     # ------------------------------------------------------------------------------------------ phases
     def generate(self, tasks: Sequence[Task], n: int, seed: int) -> list[Generation]:
@@ -284,6 +287,14 @@ class Trainer:
         self.run_dir.log("eval_rollouts.jsonl", records)
         return metrics
 
+    def sync_weights(self) -> SyncReport:
+        """The learner's policy (under LoRA: its adapter) into every rollout worker, verified."""
+        recipe = self.recipe
+        probe_prompt, probe_response = probe_tokens(self.pool)
+        reference = self.learners.logprobs([probe_prompt], [probe_response])[0]
+        source = self.learners if recipe.rollout.weight_sync == "broadcast" else self.learners.policy_state()
+        return push_weights(self.pool, source, reference, timeout_s=recipe.rollout.sync_timeout_s)
+
     # -------------------------------------------------------------------------------------------- loop
     def step(self, step: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
         recipe = self.recipe
@@ -318,10 +329,7 @@ class Trainer:
         if colocated:
             self.pool.wake_up()
         lap("update")
-        probe_prompt, probe_response = probe_tokens(self.pool)
-        reference = self.learners.logprobs([probe_prompt], [probe_response])[0]
-        source = self.learners if recipe.rollout.weight_sync == "broadcast" else self.learners.policy_state()
-        push_weights(self.pool, source, reference, timeout_s=recipe.rollout.sync_timeout_s)
+        synced = self.sync_weights()
         lap("sync")
 
         generated_tokens = sum(len(g.response_ids) for g in generations)
@@ -333,6 +341,7 @@ class Trainer:
         metrics.update({f"train/{key}": value for key, value in stats.items()})
         metrics.update(sampling)
         metrics.update(timings)
+        metrics["sync/bytes"] = synced.bytes
         metrics["throughput/generate_tokens_per_s"] = generated_tokens / max(timings["time/generate"], 1e-9)
         records = rollout_records(
             step, tasks, generations, scores, tags, recipe.rollout.samples_per_prompt, claims

@@ -293,8 +293,9 @@ class Source:
 
 def resolve_source(path: str | Path) -> Source:
     """A Hugging Face model directory (an SFT output, a pretrained base, ``package:smollm2``), a run's
-    checkpoint directory (``runs/X/checkpoints/step-000020``: itself a model directory) or a run directory
-    (its newest checkpoint, which must pass its manifest check)."""
+    checkpoint directory (``runs/X/checkpoints/step-000020``: itself a model directory, or under LoRA an
+    adapter directory, merged into its base) or a run directory (its newest checkpoint, which must pass its
+    manifest check)."""
     from cogrl.config import ModelConfig, load_recipe
     from cogrl.models import resolve_model
     from cogrl.rl.runs import CHECKPOINT, RunDir, checkpoint_fault
@@ -308,7 +309,7 @@ def resolve_source(path: str | Path) -> Source:
         step, checkpoint = last
         if (fault := checkpoint_fault(checkpoint)) is not None:
             raise InputError(f"{checkpoint}: {fault}; give an earlier checkpoint directory instead")
-        return Source(checkpoint, run.recipe, step)
+        return Source(resolve_model(ModelConfig(path=str(checkpoint))), run.recipe, step)
     model_dir = resolve_model(ModelConfig(path=str(path)))
     run_root = given.parent.parent
     if (match := CHECKPOINT.match(given.name)) and (run_root / "config.yaml").is_file():
@@ -552,9 +553,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Sample ``settings.n`` responses per problem, score, key and tag them, and write the output directory
     ``out`` atomically (built beside it, then renamed). Returns eval.json's content."""
+    from cogrl.provenance import run_metadata
     from cogrl.rl.driver import derive_seed
     from cogrl.rl.metrics import claim_metrics, rollout_metrics
-    from cogrl.rl.runs import run_metadata
 
     started = time.perf_counter()
     ks = check_ks(settings.ks, settings.n)

