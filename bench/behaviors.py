@@ -204,14 +204,17 @@ def judge_throughput(url: str, n: int, levels: Sequence[int], rounds: int, max_t
     measurement judges fresh trajectories without a cache (the shared rubric prefix may be cached by vLLM,
     as it is in real use, after one warm-up request per rubric)."""
     from cogrl.behaviors.judge import JudgeConfig, LLMJudge, Trajectory
+    from cogrl.envs import make_env
 
     def judge(concurrency: int) -> LLMJudge:
         config = JudgeConfig(endpoint=url, concurrency=concurrency, max_tokens=max_tokens, timeout_s=600)
         return LLMJudge(config)
 
+    countdown = make_env("countdown")  # the judge sees each puzzle and the Countdown domain, as in real use
+
     def items(seed: int) -> list[Trajectory]:
         return [
-            Trajectory(t["completion"], hints={"numbers": t["numbers"], "target": t["target"]})
+            Trajectory.of(countdown, t["completion"], countdown.task_from_record(t))
             for t in trajectories(n, seed=seed)
         ]
 

@@ -115,16 +115,17 @@ def test_prime_build_with_an_llm_writer(tmp_path, capsys, monkeypatch):
 
 
 def test_judge_is_shown_the_environments_problem_and_domain(tmp_path, capsys, monkeypatch):
-    env = make_env("reasoning_gym", {**OPTIONS, "n_train": 2, "n_test": 0})
+    env = make_env("reasoning_gym", {"dataset": "leg_counting", "n_train": 2, "n_test": 0})
     task = env.tasks("train")[0]
     lines = [
-        {"completion": "I add them. Let me verify: yes.", **task_record(env, task)},
+        {"completion": "I count the legs. Let me verify: yes.", **task_record(env, task)},
         {"completion": "No task fields here."},
     ]
     path = tmp_path / "in.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     with judge_server() as server:
-        args = ["behaviors", "tag", "--env", "reasoning_gym", "--method", "llm", "--endpoint", server.url]
+        args = ["behaviors", "tag", "--env", "reasoning_gym", "--env-option", "dataset=leg_counting"]
+        args += ["--method", "llm", "--endpoint", server.url]
         code, out, err = run_cli(
             [*args, "--cache", str(tmp_path / "cache.sqlite"), str(path)], capsys, monkeypatch
         )
@@ -135,13 +136,13 @@ def test_judge_is_shown_the_environments_problem_and_domain(tmp_path, capsys, mo
     systems = {body["messages"][0]["content"] for body in bodies}
     assert systems == {
         "You annotate reasoning traces. You are given the definition of one reasoning behavior and one response "
-        "written for a basic arithmetic problem (a reasoning-gym task). Count the distinct instances of that "
+        "written for a leg counting problem (a reasoning-gym task). Count the distinct instances of that "
         "behavior in the response. Think briefly (at most three sentences), then end with a final line of exactly "
         "the form\nCOUNT: <n>\nwhere <n> is a non-negative integer (0 if the behavior never occurs)."
     }
     prompts = [body["messages"][-1]["content"] for body in bodies]
-    with_task = [p for p in prompts if "I add them." in p]
-    assert with_task and all(f"Problem: {task.data['question']}\n\nResponse:" in p for p in with_task)
+    with_task = [p for p in prompts if "I count the legs." in p]
+    assert with_task and all(f"Problem: {task.data['question'].strip()}\n\nResponse:" in p for p in with_task)
     assert all("Problem:" not in p for p in prompts if "No task fields" in p)
     # the same response judged for another environment is another judgment (the system prompt is in the key)
     countdown = tmp_path / "cd.jsonl"
@@ -173,3 +174,61 @@ def test_score_command_reads_reasoning_gym_records(tmp_path, capsys, monkeypatch
     scored = [json.loads(line) for line in out.splitlines()]
     assert scored[0]["correct"] is True and scored[0]["reason"] == "correct"
     assert code == 2 and "'answer'" in err
+
+
+def test_score_command_takes_env_options(tmp_path, capsys, monkeypatch):
+    """A record of another family is scored by that family's scorer (`--env-option dataset=...`)."""
+    env = make_env("reasoning_gym", {"dataset": "leg_counting", "n_train": 1, "n_test": 0})
+    task = env.tasks("train")[0]
+    path = tmp_path / "legs.jsonl"
+    path.write_text(
+        json.dumps({"completion": env.completion("t", task.data["answer"]), **task_record(env, task)})
+    )
+    args = ["score", "--env", "reasoning_gym", "--env-option", "dataset=leg_counting", str(path)]
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads(out)["correct"] is True and json.loads(out)["reason"] == "correct"
+    code, _, err = run_cli(
+        ["score", "--env", "reasoning_gym", "--env-option", "datset=x", str(path)], capsys, monkeypatch
+    )
+    assert code == 2 and "datset" in err
+
+
+def test_prime_build_from_model_samples(tmp_path, capsys, monkeypatch):
+    """`--source samples`: a model's own wrong answers, one per task, read from records of the env's fields."""
+    env = make_env("reasoning_gym", {**OPTIONS, "n_train": 6, "n_test": 0})
+    tasks = env.tasks("train")
+    lines = []
+    for i, task in enumerate(tasks):
+        answer = task.data["answer"] if i % 3 == 0 else str(int(task.data["answer"]) + 1)  # 2 of 3 wrong
+        lines.append(
+            {"completion": f"I add the terms.</think>\n<answer>{answer}</answer>", **task_record(env, task)}
+        )
+    lines.insert(2, lines[1])  # the same task again: used once
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "failures"
+    args = [
+        "prime",
+        "build",
+        "--env",
+        "reasoning_gym",
+        *ENV_ARGS,
+        "--source",
+        "samples",
+        "--samples",
+        str(samples),
+    ]
+    code, _, err = run_cli(
+        [*args, "--condition", "no_behavior+incorrect", "--n", "4", "--n-val", "0", "--out", str(out)],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
+    rows = datasets.load_from_disk(str(out))["train"].to_list()
+    assert len(rows) == 4 and not any(r["correct"] for r in rows)
+    assert len({r["task"] for r in rows}) == 4
+    meta = json.loads((out / "priming.json").read_text())
+    assert (
+        meta["rejections"] == {"answer_not_wrong": 2, "repeated_task": 1} and meta["claims_checked"] is False
+    )

@@ -1,5 +1,5 @@
-"""`cogrl train` end to end on an environment that is not Countdown: reasoning-gym's basic_arithmetic, with
-rollouts scored by reasoning-gym and tagged for the behaviors, evaluated and checkpointed (issue 11)."""
+"""`cogrl train`, `cogrl sweep` and `cogrl report` end to end on an environment that is not Countdown:
+reasoning-gym's basic_arithmetic, rollouts scored by reasoning-gym and tagged for the behaviors (issue 11)."""
 
 from __future__ import annotations
 
@@ -64,3 +64,31 @@ def test_train_on_reasoning_gym_with_tagging(tmp_path):
     assert metrics[0]["format_rate"] == pytest.approx(1 - no_answer)
     assert [e["step"] for e in read(run, "eval.jsonl")] == [0, 2]
     assert (run / "checkpoints" / "step-000002" / "config.json").exists()
+
+
+def test_sweep_and_report_on_reasoning_gym(tmp_path):
+    """The paper's experiment machinery on the second environment: a sweep (RL from the base; the adapter
+    writes no synthetic priming sets, so the condition is `none`) and its report."""
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        f"name: rg-sweep\nconditions: [none]\ntrain:\n  extends: {RECIPE}\n  model: {{tiny: {TINY}}}\n"
+        "  env: {options: {n_train: 8, n_test: 4}}\n"
+        "  rollout: {backend: hf, max_new_tokens: 12, samples_per_prompt: 2}\n"
+        "  trainer: {steps: 2, prompts_per_step: 4, checkpoint_every: 2, eval_every: 2, eval_problems: 4}\n"
+        "  logging: {wandb_mode: disabled}\n"
+    )
+    out, report = tmp_path / "out", tmp_path / "report"
+    for args in (["sweep", str(sweep), "--out", str(out)], ["report", str(out), "--out", str(report)]):
+        process = subprocess.run(
+            [sys.executable, "-c", "from cogrl.cli import main; main()", *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "RAY_ADDRESS": ""},
+            start_new_session=True,
+        )
+        assert process.returncode == 0, process.stdout + process.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["conditions"]["none"]["finished"] == 1 and summary["runs"][0]["end_step"] == 2
+    assert [e["step"] for e in read(out / "none" / "rl", "eval.jsonl")] == [0, 2]
+    assert "none" in (report / "curves.csv").read_text() and (report / "summary.md").is_file()

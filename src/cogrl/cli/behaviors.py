@@ -25,8 +25,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cogrl.behaviors.agreement import agreement_report, match_taggings, write_agreement
 from cogrl.behaviors.judge import JudgeCache, LLMJudge, Trajectory
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
-from cogrl.cli.common import DEFAULT_JUDGE_CACHE, JUDGE_FAILED_EXIT, Api, Rubrics, load_env
-from cogrl.config import JudgeConfig
+from cogrl.cli.common import DEFAULT_JUDGE_CACHE, JUDGE_FAILED_EXIT, Api, Rubrics
+from cogrl.config import EnvConfig, JudgeConfig
 from cogrl.envs import Environment, judge_domain, judge_problem, record_hints
 from cogrl.files import InputError, atomic_path, check_output_dir, dumps, read_jsonl
 
@@ -54,12 +54,11 @@ def tag(
         ),
     ],
     env_name: Annotated[
-        str | None,
-        typer.Option(
-            "--env",
-            help="Environment the responses answer: what the tagger and judge are told of each task "
-            "(default: the recipe default, countdown).",
-        ),
+        str,
+        typer.Option("--env", help="Environment of the tasks: what the tagger and judge are told of each."),
+    ] = EnvConfig().name,
+    env_option: Annotated[
+        list[str] | None, typer.Option(help="key=value over the environment's options (repeatable).")
     ] = None,
     method: Annotated[
         Method, typer.Option(help="regex: fast patterns; llm: the judge; hybrid: both.")
@@ -100,6 +99,8 @@ def tag(
     A malformed line is reported on stderr with its line number and skipped; the exit code is then 2. A judge
     request that fails for good leaves its count unknown (null, never 0; a rerun asks again) and is counted in
     the summary on stderr; when every request sent failed, the exit code is 3."""
+    from cogrl.rl.evaluation import make_eval_env
+
     judge = (
         None
         if method is Method.regex
@@ -107,7 +108,7 @@ def tag(
     )
     if not file.exists():
         raise InputError(f"{file}: no such file")
-    env = _env(env_name)
+    env = make_eval_env(env_name, {}, env_option or ())
     records, items, bad = _read_trajectories(file, env)
     if judge is None:
         tagger = _regex_tagger(patterns)
@@ -178,12 +179,6 @@ def _regex_tagger(patterns: str | None) -> RegexTagger:
     from cogrl.behaviors.regex_tagger import RegexTagger
 
     return RegexTagger(patterns)
-
-
-def _env(name: str | None) -> Environment:
-    from cogrl.config import EnvConfig
-
-    return load_env(name or EnvConfig().name, {})
 
 
 def _read_trajectories(file: Path, env: Environment) -> tuple[list[dict[str, Any]], list[Trajectory], int]:

@@ -122,13 +122,21 @@ def score(
             help="The environment's `scorer` option (countdown: exact, or paper for the paper's reward)."
         ),
     ] = None,
+    env_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="key=value over the environment's options (repeatable; reasoning_gym: dataset=...)."
+        ),
+    ] = None,
 ) -> None:
     """Score completions: the same lines on stdout, in order, with `reward`, `reason`, `correct` and the
     score's details (countdown: the other scorer's verdict) added.
 
     A malformed line is reported on stderr with its line number and skipped; the rest are still scored and
     the exit code is 2 when any line was malformed."""
-    env = load_env(env_name, {} if scorer is None else {"scorer": scorer})
+    from cogrl.rl.evaluation import make_eval_env
+
+    env = make_eval_env(env_name, {} if scorer is None else {"scorer": scorer}, env_option or ())
     if not file.exists():
         raise InputError(f"{file}: no such file")
     bad = 0

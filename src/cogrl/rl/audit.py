@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from math import comb
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cogrl.behaviors import BEHAVIORS, BehaviorTags
-from cogrl.envs import ClaimCounts, Score
+from cogrl.envs import DEFAULT_FORMAT_FAILURES, ClaimCounts, Score, format_failure_reasons
 from cogrl.files import InputError, atomic_path
 from cogrl.rl.batch import Generation
 from cogrl.rl.evaluation import (
@@ -131,11 +131,13 @@ def audit_figures(
     resamples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    format_failures: Collection[str] = DEFAULT_FORMAT_FAILURES,
 ) -> dict[str, Any]:
     """Every figure of the audit from n problems x k scored samples (``by_problem``: each problem's response
     indices, first sample first): accuracy of the first sample (the paper's protocol) with a bootstrap
     interval, the accuracy of all samples, pass@k and maj@k (``keys``) for k = 1, 2, 4, ... up to k,
-    reward, format rate, lengths and why rewards were lost (`rollout_metrics`), the reward groups
+    reward, format rate (``format_failures``: the environment's), lengths and why rewards were lost
+    (`rollout_metrics`), the reward groups
     (`group_figures`), per tagger (``taggings``: name -> tags) the behavior rates (`behavior_figures`), and the
     false-verification rates (`claim_metrics`) when ``claims`` are given."""
     k = len(by_problem[0]) if by_problem else 0
@@ -145,7 +147,7 @@ def audit_figures(
     correct = [[scores[i].correct for i in rows] for rows in by_problem]
     first = np.array([float(c[0]) for c in correct])
     low, high = percentile_interval(weights @ first / len(first), confidence)
-    overall = rollout_metrics(generations, scores, None)
+    overall = rollout_metrics(generations, scores, None, format_failures=format_failures)
     return {
         "problems": len(by_problem),
         "samples_per_prompt": k,
@@ -402,6 +404,7 @@ def audit(
             settings.resamples,
             bootstrap_seed,
             settings.confidence,
+            format_failure_reasons(plan.env),
         )
     except ValueError as exc:  # an environment's answer_key that breaks its contract
         raise InputError(f"env {plan.env_name}: {exc}") from None
