@@ -137,7 +137,9 @@ def regex_throughput(taggers: dict[str, Any], n: int, rounds: int) -> dict[str, 
 def regex_quality(taggers: dict[str, Any]) -> dict[str, Any]:
     """Macro-F1 of presence on the labelled set, all rows, the dev rows (used for tuning) and held-out."""
     from cogrl.behaviors.analysis import evaluate_tagger, load_eval_set
+    from cogrl.envs import make_env
 
+    countdown = make_env("countdown")  # the labelled set is Countdown's: its hints are numbers and target
     rows = load_eval_set(EVAL_SET)
     splits = {
         "all": rows,
@@ -145,7 +147,9 @@ def regex_quality(taggers: dict[str, Any]) -> dict[str, Any]:
         "heldout": [r for r in rows if r.get("split") == "heldout"],
     }
     macro_f1 = {
-        name: {split: evaluate_tagger(tagger, subset)["macro_f1"] for split, subset in splits.items()}
+        name: {
+            split: evaluate_tagger(tagger, subset, countdown)["macro_f1"] for split, subset in splits.items()
+        }
         for name, tagger in taggers.items()
     }
     before, now = taggers["v1-before"], taggers["regex:v1"]
@@ -206,7 +210,10 @@ def judge_throughput(url: str, n: int, levels: Sequence[int], rounds: int, max_t
         return LLMJudge(config)
 
     def items(seed: int) -> list[Trajectory]:
-        return [Trajectory(t["completion"], t["numbers"], t["target"]) for t in trajectories(n, seed=seed)]
+        return [
+            Trajectory(t["completion"], hints={"numbers": t["numbers"], "target": t["target"]})
+            for t in trajectories(n, seed=seed)
+        ]
 
     judge(4).tag_many(items(seed=10_000)[:1])  # warm-up: one request per rubric
     rates: dict[int, list[float]] = {level: [] for level in levels}

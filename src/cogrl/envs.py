@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -176,6 +177,161 @@ class CorpusWriter(Protocol):
     def write_corpus(self, options: BaseModel) -> list[str]: ...
 
     def corpus_probes(self, options: BaseModel) -> dict[str, list[tuple[str, str]]]: ...
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Semantics an environment owns. Each capability is optional and has a reader below that gives the core a
+# sensible default, so the core asks the environment (never ``getattr``) and names no field of any task.
+# Attributes may be class attributes (Countdown) or depend on the options (an adapter of many task families).
+# ----------------------------------------------------------------------------------------------------------
+@runtime_checkable
+class TaskRecorder(Protocol):
+    """Optional capability: the JSON payload of a task from which ``task_from_record`` rebuilds it (priming
+    sets store it in their ``task`` column, evaluation records beside each response)."""
+
+    def task_record(self, task: Task) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class TaggerHints(Protocol):
+    """Optional capability: what a behavior tagger may know of a task, as keyword arguments of the taggers'
+    ``tag`` (the regex tagger reads ``numbers`` and ``target`` to tell a check against the goal from any
+    equation). ``record_hints`` reads the same from a JSONL record (`cogrl behaviors tag`), where every
+    field is optional; a malformed one raises ``ValueError`` naming it."""
+
+    def tagger_hints(self, task: Task) -> dict[str, Any]: ...
+
+    def record_hints(self, record: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class JudgeSubject(Protocol):
+    """Optional capability: what the LLM judge is shown. ``judge_domain`` ends the judge's sentence "one
+    response written for ..."; ``judge_problem`` is the problem text shown above the response (None: none)."""
+
+    judge_domain: str
+
+    def judge_problem(self, task: Task) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class WriterBrief:
+    """How an LLM writer is asked for traces of an environment's tasks (`cogrl.priming.llm`): ``task`` opens
+    the system prompt (what a solution is), ``wrong_answer`` asks for a wrong final answer (conditions with
+    ``correct=False``), ``reply_format`` closes it (the reply's think and answer tags, which the lab parses)."""
+
+    task: str
+    wrong_answer: str
+    reply_format: str
+
+
+@runtime_checkable
+class WriterSubject(Protocol):
+    """Optional capability: the LLM writer's brief and the user message that poses one task."""
+
+    writer_brief: WriterBrief
+
+    def writer_problem(self, task: Task) -> str: ...
+
+
+@runtime_checkable
+class CompletionRenderer(Protocol):
+    """Optional capability: the response text for a thought and an answer, in the format RL generations take
+    after the prompt (priming sets and the SFT warm-up end exactly where RL generations start)."""
+
+    def completion(self, thought: str, answer: str) -> str: ...
+
+
+@runtime_checkable
+class PrimingDefaults(Protocol):
+    """Optional capability: the options of the environment a priming set is drawn from, given the number of
+    train tasks wanted (Countdown: the paper's easier ``priming`` preset). A class method: it is asked before
+    the environment exists."""
+
+    @classmethod
+    def priming_options(cls, n_tasks: int) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class FormatFailures(Protocol):
+    """Optional capability: the ``Score.reason`` values that mean the completion has no readable answer
+    (the ``format_rate`` metric counts the others)."""
+
+    format_failure_reasons: frozenset[str]
+
+
+DEFAULT_FORMAT_FAILURES = frozenset({"no_answer"})
+"""The lab's convention for a completion without a readable answer; an environment that scores it so needs
+not declare ``FormatFailures``."""
+
+GENERIC_WRITER_BRIEF = WriterBrief(
+    task="You write worked solutions to problems. Write the reasoning as a person thinking aloud, in plain "
+    "sentences.",
+    wrong_answer="Your final answer must be WRONG: end on an answer that is close to right but wrong. Do not "
+    "claim that it is right.",
+    reply_format="Reply in exactly this form: <think>your reasoning</think>\n<answer>the final answer only</answer>",
+)
+"""The brief of an environment without ``WriterSubject``: the lab's think/answer reply format."""
+
+GENERIC_JUDGE_DOMAIN = "a reasoning problem"
+"""The judge's domain for an environment without ``JudgeSubject``."""
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def task_record(env: Environment, task: Task) -> dict[str, Any]:
+    """The task's JSON payload (``TaskRecorder``); default: the JSON-serialisable items of ``task.data``."""
+    if isinstance(env, TaskRecorder):
+        return dict(env.task_record(task))
+    return {key: value for key, value in task.data.items() if _jsonable(value)}
+
+
+def tagger_hints(env: Environment, task: Task) -> dict[str, Any]:
+    """Keyword arguments for a tagger's ``tag`` (``TaggerHints``); default: none."""
+    return dict(env.tagger_hints(task)) if isinstance(env, TaggerHints) else {}
+
+
+def record_hints(env: Environment, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Tagger hints from a JSONL record (``TaggerHints``); default: none. ``ValueError`` names a bad field."""
+    return dict(env.record_hints(record)) if isinstance(env, TaggerHints) else {}
+
+
+def judge_domain(env: Environment) -> str:
+    """What the judge is told the responses are written for (``JudgeSubject``)."""
+    return env.judge_domain if isinstance(env, JudgeSubject) else GENERIC_JUDGE_DOMAIN
+
+
+def judge_problem(env: Environment, task: Task) -> str | None:
+    """The problem shown to the judge (``JudgeSubject``); default: the task's prompt."""
+    return env.judge_problem(task) if isinstance(env, JudgeSubject) else f"Problem:\n{task.prompt}"
+
+
+def writer_brief(env: Environment) -> WriterBrief:
+    """How an LLM writer is briefed (``WriterSubject``); default: ``GENERIC_WRITER_BRIEF``."""
+    return env.writer_brief if isinstance(env, WriterSubject) else GENERIC_WRITER_BRIEF
+
+
+def writer_problem(env: Environment, task: Task) -> str:
+    """The writer's user message for one task (``WriterSubject``); default: the task's prompt."""
+    return env.writer_problem(task) if isinstance(env, WriterSubject) else task.prompt
+
+
+def priming_options(env_class: type[Environment], n_tasks: int) -> dict[str, Any]:
+    """Options of a priming set's environment (``PrimingDefaults``); default: none (the env's defaults)."""
+    return dict(env_class.priming_options(n_tasks)) if isinstance(env_class, PrimingDefaults) else {}
+
+
+def format_failure_reasons(env: Environment) -> frozenset[str]:
+    """Score reasons that mean "no readable answer" (``FormatFailures``); default ``DEFAULT_FORMAT_FAILURES``."""
+    return (
+        frozenset(env.format_failure_reasons) if isinstance(env, FormatFailures) else DEFAULT_FORMAT_FAILURES
+    )
 
 
 class UnknownEnvironmentError(LookupError):

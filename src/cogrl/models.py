@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from cogrl.config import ModelConfig, TinyModelSpec
 from cogrl.files import InputError, atomic_path
+from cogrl.lora import is_adapter_dir, merged_model
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
@@ -75,8 +76,13 @@ def resolve_model(config: ModelConfig, env: Environment | None = None, cache_dir
     if config.path in PACKAGED_MODELS:
         return convert_packaged_model(config.path, cache_dir)
     path = Path(config.path).expanduser()
+    if is_adapter_dir(path):  # a LoRA checkpoint: its adapter merged into its base, once
+        return merged_model(path, cache_dir)
     if not (path / "config.json").is_file():
-        raise InputError(f"model.path: {config.path!r} is not a model directory (no config.json)")
+        raise InputError(
+            f"model.path: {config.path!r} is not a model directory (no config.json) nor a LoRA adapter "
+            "directory (no adapter_config.json)"
+        )
     return path
 
 

@@ -33,13 +33,15 @@ from cogrl.behaviors.analysis import (
 from cogrl.behaviors.judge import (
     PAPER_RUBRICS,
     RUBRICS,
-    SYSTEM_PROMPT,
     Trajectory,
     rubric_prompt,
     subject_text,
 )
+from cogrl.behaviors.judge import (
+    system_prompt as judge_system_prompt,
+)
 from cogrl.behaviors.regex_tagger import RegexTagger, load_pattern_set
-from cogrl.envs import Score
+from cogrl.envs import Score, judge_domain, make_env, writer_brief
 from cogrl.priming import conditions
 from cogrl.priming.conditions import Condition, get_condition
 from cogrl.priming.llm import behavior_mismatch, system_prompt
@@ -53,6 +55,9 @@ FOUR = ("verification", "backtracking", "subgoal_setting", "backward_chaining")
 # judge.py and the writer's instructions in priming/llm.py): the catalog must not change one byte of them.
 JUDGE_PROMPTS_SHA256 = "143eb6c28c305dceee24ad0db04c7dbac6e0a31926c871380d8e72f451ec8b32"
 WRITER_PROMPTS_SHA256 = "99f7ac3293634403d5a4f573ddb8e17a6ff4e1a4036989f02b8b4db13c6178df"
+COUNTDOWN = make_env("countdown")
+SYSTEM_PROMPT = judge_system_prompt(judge_domain(COUNTDOWN))
+"""The judge's system prompt for Countdown responses (the environment names its domain since issue 11)."""
 BASE_CONDITIONS = (
     "all_strategies",
     "backtracking_backward",
@@ -70,7 +75,8 @@ def _digest(parts: list[str]) -> str:
 
 
 def _subject() -> str:
-    return subject_text(Trajectory("Let me try 25 + 30 = 55. That is not 64.", [25, 30, 9], 64), 4000)
+    task = COUNTDOWN.task_from_record({"numbers": [25, 30, 9], "target": 64})
+    return subject_text(Trajectory.of(COUNTDOWN, "Let me try 25 + 30 = 55. That is not 64.", task), 4000)
 
 
 def test_the_four_keep_their_judge_prompts_byte_for_byte() -> None:
@@ -80,7 +86,9 @@ def test_the_four_keep_their_judge_prompts_byte_for_byte() -> None:
 
 def test_the_four_keep_their_writer_prompts_byte_for_byte() -> None:
     parts = [
-        system_prompt(get_condition(n + suffix)) for n in BASE_CONDITIONS for suffix in ("", "+incorrect")
+        system_prompt(get_condition(n + suffix), writer_brief(COUNTDOWN))
+        for n in BASE_CONDITIONS
+        for suffix in ("", "+incorrect")
     ]
     assert _digest(parts) == WRITER_PROMPTS_SHA256
 

@@ -92,19 +92,28 @@ def test_sample_is_seeded_and_close_to_the_fraction() -> None:
 
 def test_uncertainty_rule() -> None:
     tagger = RegexTagger()
-    certain = Trajectory("Nothing to see here. The target is 32.", [30, 25, 3, 4], 32)
-    assert uncertainty_reasons(certain, tagger.tag(certain.text, certain.numbers, 32), tagger) == []
+    certain = Trajectory(
+        "Nothing to see here. The target is 32.", hints={"numbers": [30, 25, 3, 4], "target": 32}
+    )
+    assert uncertainty_reasons(certain, tagger.tag(certain.text, certain.hints["numbers"], 32), tagger) == []
     no_target = Trajectory("Nothing to see here.")
     assert "no_target" in uncertainty_reasons(no_target, tagger.tag(no_target.text), tagger)
-    single = Trajectory("30+25=55, which is not 32.", [30, 25, 3, 4], 32)
-    assert "single_match" in uncertainty_reasons(single, tagger.tag(single.text, single.numbers, 32), tagger)
+    single = Trajectory("30+25=55, which is not 32.", hints={"numbers": [30, 25, 3, 4], "target": 32})
+    assert "single_match" in uncertainty_reasons(
+        single, tagger.tag(single.text, single.hints["numbers"], 32), tagger
+    )
     assert "regex_unknown" in uncertainty_reasons(certain, _tags(None), tagger)
-    long = Trajectory("x" * (tagger.max_chars + 1), [1], 1)
+    long = Trajectory("x" * (tagger.max_chars + 1), hints={"numbers": [1], "target": 1})
     assert "truncated" in uncertainty_reasons(long, tagger.tag(long.text, [1], 1), tagger)
 
 
 def test_hybrid_judges_only_the_sample_and_uncertain_responses(tmp_path) -> None:
-    items = [Trajectory(f"Plain text number {i}. The target is 32.", [30, 25, 3, 4], 32) for i in range(40)]
+    items = [
+        Trajectory(
+            f"Plain text number {i}. The target is 32.", hints={"numbers": [30, 25, 3, 4], "target": 32}
+        )
+        for i in range(40)
+    ]
     items.append(Trajectory("Nothing here."))  # no target anywhere: uncertain
     with FakeOpenAIServer(lambda text, b, attempt: "count:5") as server:
         judge = LLMJudge(JudgeConfig(endpoint=server.url, backoff_s=0.01), JudgeCache(tmp_path / "c.sqlite"))

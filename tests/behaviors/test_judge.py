@@ -73,7 +73,9 @@ def test_parse_count_bounds_the_text_it_reads() -> None:
 
 def test_one_rubric_per_behavior_and_the_subject_is_bounded() -> None:
     assert set(RUBRICS) == set(BEHAVIORS)
-    subject = subject_text(Trajectory("a" * 100, numbers=[1, 2, 3], target=6), max_chars=10)
+    subject = subject_text(
+        Trajectory("a" * 100, problem="Puzzle: use the numbers [1, 2, 3] to make 6."), max_chars=10
+    )
     assert "[1, 2, 3]" in subject and "a" * 11 not in subject and "truncated" in subject
     prompts = {b: rubric_prompt(b, subject) for b in BEHAVIORS}
     assert len(set(prompts.values())) == 4 and all("COUNT: <n>" in p for p in prompts.values())
@@ -97,7 +99,7 @@ def test_judge_counts_every_behavior_and_names_the_served_model(tmp_path) -> Non
     counts = {"verification": 3, "backtracking": 0, "subgoal_setting": 1, "backward_chaining": 2}
     with FakeOpenAIServer(lambda text, b, attempt: f"count:{counts[b]}") as server:
         judge = LLMJudge(_config(server), JudgeCache(tmp_path / "cache.sqlite"))
-        tags = judge.tag_many([Trajectory("t1"), Trajectory("t2", [1, 2], 3)])
+        tags = judge.tag_many([Trajectory("t1"), Trajectory("t2", hints={"numbers": [1, 2], "target": 3})])
     assert [dict(t.counts) for t in tags] == [counts, counts]
     assert tags[0].source == "llm:fake-judge" and not tags[0].spans
     assert server.total() == 8 and set(server.requests.values()) == {1}

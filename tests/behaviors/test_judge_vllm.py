@@ -22,8 +22,9 @@ pytestmark = pytest.mark.slow
 TRAJECTORIES = [
     Trajectory(
         "Let me try 30+25=55. That is not 32. Let me try another way: 8*4 = 32, the target.",
-        [30, 25, 8, 4],
-        32,
+        "Puzzle: use the numbers [30, 25, 8, 4] to make 32.",
+        {"numbers": [30, 25, 8, 4], "target": 32},
+        "a Countdown arithmetic puzzle",
     ),
     Trajectory(
         "To reach 24 we need 6 * 4. First make 6 from 2 and 3: 2*3 = 6. Then 6*4 = 24. Check: 24. Yes."

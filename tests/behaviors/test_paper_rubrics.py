@@ -31,17 +31,19 @@ def test_the_paper_rubrics_are_sent_cached_apart_and_named_in_the_source(tmp_pat
     with FakeOpenAIServer(lambda text, b, attempt: f"count:{counts[b]}") as server:
         cache = tmp_path / "c.sqlite"
         tags = LLMJudge(_config(server, rubrics="paper"), JudgeCache(cache)).tag_many(
-            [Trajectory("t", [1, 2], 3)]
+            [Trajectory("t", hints={"numbers": [1, 2], "target": 3})]
         )
         assert dict(tags[0].counts) == counts and tags[0].source == "llm:fake-judge:paper"
         prompts = [body["messages"][-1]["content"] for body in server.bodies]
         assert sorted(p.split("\n\n", 1)[0] for p in prompts) == sorted(PAPER_RUBRICS.values())
         assert server.total() == 4
         # the same text under our rubrics is a different judgment: asked again, not read from the cache
-        ours = LLMJudge(_config(server), JudgeCache(cache)).tag_many([Trajectory("t", [1, 2], 3)])
+        ours = LLMJudge(_config(server), JudgeCache(cache)).tag_many(
+            [Trajectory("t", hints={"numbers": [1, 2], "target": 3})]
+        )
         assert server.total() == 8 and ours[0].source == "llm:fake-judge"
         again = LLMJudge(_config(server, rubrics="paper"), JudgeCache(cache))
-        again.tag_many([Trajectory("t", [1, 2], 3)])
+        again.tag_many([Trajectory("t", hints={"numbers": [1, 2], "target": 3})])
         assert server.total() == 8 and again.stats.cache_hits == 4
 
 

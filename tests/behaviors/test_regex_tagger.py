@@ -25,6 +25,7 @@ from cogrl.behaviors.regex_tagger import (
 )
 from cogrl.behaviors.types import BEHAVIORS
 from cogrl.config import BehaviorTaggingConfig
+from cogrl.envs import make_env
 from cogrl.files import InputError
 
 EVAL_SET = Path(__file__).parents[1] / "data" / "behavior_eval.jsonl"
@@ -351,7 +352,7 @@ def test_eval_set_is_well_formed() -> None:
 
 
 def test_macro_f1_on_eval_set(tagger: RegexTagger) -> None:
-    metrics = evaluate_tagger(tagger, load_eval_set(EVAL_SET))
+    metrics = evaluate_tagger(tagger, load_eval_set(EVAL_SET), make_env("countdown"))
     assert metrics["macro_f1"] >= 0.85, metrics
     for behavior in BEHAVIORS:
         assert metrics["per_behavior"][behavior]["f1"] >= 0.75, (behavior, metrics["per_behavior"][behavior])

@@ -12,6 +12,7 @@ from servers.fake_openai import ScriptedOpenAIServer
 from cogrl.config import LLMSourceConfig
 from cogrl.envs import make_env
 from cogrl.files import InputError
+from cogrl.priming.card import row_task
 from cogrl.priming.conditions import get_condition
 from cogrl.priming.dataset import save_priming_set
 from cogrl.priming.llm import build_llm, parse_reply, system_prompt
@@ -101,7 +102,7 @@ def test_only_replies_that_match_the_condition_are_kept(env, tmp_path, monkeypat
     assert len(server.system_prompts) == 1 and "go back" in next(iter(server.system_prompts))
     # The key never reaches the saved set or the logs.
     out = tmp_path / "set"
-    save_priming_set(dataset, out, {"condition": condition.name, "rejections": dict(report.rejections)})
+    save_priming_set(dataset, out, {"condition": condition.name, "rejections": dict(report.rejections)}, env)
     assert all(SECRET not in p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file())
     assert SECRET not in "\n".join(logs)
     assert "wrong_answer" in (out / "README.md").read_text()
@@ -162,7 +163,7 @@ def test_unfiltered_keeps_every_parsed_reply_and_reports_its_rates(env, tmp_path
     assert any(r["behaviors"]["verification"] for r in rows)  # "unwanted" replies are kept too
     out = tmp_path / "set"
     meta = {"condition": "backtracking_only", "filter": "none", "rejections": dict(report.rejections)}
-    stats = save_priming_set(dataset, out, meta)["train"]
+    stats = save_priming_set(dataset, out, meta, env)["train"]
     assert stats["correct_rate"] == sum(r["correct"] for r in rows) / 8
     assert 0 < stats["behavior_rate"]["verification"] < 1 and stats["behavior_rate"]["backtracking"] == 1
     card = (out / "README.md").read_text()
@@ -179,9 +180,7 @@ def test_natural_failures_are_wrong_answers_without_false_success_claims(env):
         )
     rows = dataset["train"].to_list()
     assert len(rows) == 3 and not any(r["correct"] for r in rows)
-    assert all(
-        env.check_claims(r["completion"], env.task_from_record(r)).false_success_claims == 0 for r in rows
-    )
+    assert all(env.check_claims(r["completion"], row_task(env, r)).false_success_claims == 0 for r in rows)
     assert report.rejections["false_success_claim"] >= 1 and report.rejections["answer_not_wrong"] >= 1
     # The writer is asked to solve the task (its failures are natural), not to be wrong.
     assert all("WRONG" not in prompt for prompt in server.system_prompts)

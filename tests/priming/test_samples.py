@@ -14,6 +14,7 @@ import pytest
 from cogrl.behaviors.types import BEHAVIORS
 from cogrl.envs import make_env
 from cogrl.files import InputError
+from cogrl.priming.card import row_task
 from cogrl.priming.conditions import get_condition
 from cogrl.priming.samples import build_from_samples
 from cogrl_countdown.prompts import completion
@@ -56,10 +57,10 @@ def test_only_honest_wrong_answers_are_kept_once_per_task(samples):
     )
     rows = dataset["train"].to_list()
     assert len(rows) == 5 and report.claims_checked and "short" in logs[-1]
-    assert not any(r["correct"] for r in rows) and len({r["target"] for r in rows}) == 5
+    assert not any(r["correct"] for r in rows) and len({json.loads(r["task"])["target"] for r in rows}) == 5
     assert all(r["source"] == "samples:samples.jsonl" for r in rows)
     for row in rows:
-        assert env.check_claims(row["completion"], env.task_from_record(row)).false_success_claims == 0
+        assert env.check_claims(row["completion"], row_task(env, row)).false_success_claims == 0
     assert report.rejections["answer_not_wrong"] == 5 and report.rejections["false_success_claim"] == 5
     assert report.rejections["repeated_task"] == 1 and report.rejections["bad_line"] == 2
     with pytest.raises(InputError, match=r"\+incorrect"):

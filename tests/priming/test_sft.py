@@ -87,7 +87,7 @@ def test_build_then_sft_gives_a_model_that_writes_the_format(tmp_path):
     recipe = load_recipe(RECIPE, SMALL, kind=SFTRecipe)
     env = make_env(recipe.env.name, recipe.env.options)
     data = tmp_path / "prime"
-    save_priming_set(build_synthetic(env, get_condition("no_behavior"), 240, 16, seed=0), data, {})
+    save_priming_set(build_synthetic(env, get_condition("no_behavior"), 240, 16, seed=0), data, {}, env)
     recipe.sft.dataset = str(data)
     out = run_sft(recipe, tmp_path / "model")
 
@@ -143,3 +143,27 @@ def test_warmup_form_builds_the_condition_on_the_fly(tmp_path):
     assert meta["seed"] == 3 and meta["train_rows"] == 16 and meta["steps"] == 2
     assert meta["sft"]["condition"] == "backtracking_only" and meta["base_model"] == str(model_dir)
     assert (out / "model.safetensors").is_file() and not (out / "trainer").exists()
+
+
+@pytest.mark.slow
+def test_lora_sft_changes_only_the_targeted_layers(tmp_path):
+    """`model.lora` in an SFT recipe: adapters trained, then merged; every other weight is the base's."""
+    import torch
+
+    from cogrl.models import load_causal_lm, resolve_model
+    from cogrl.priming.sft import run_sft
+
+    overrides = [
+        *SMALL,
+        "sft.n=16",
+        "sft.epochs=1",
+        "model.lora.rank=4",
+        "model.lora.target_modules=[up_proj]",
+    ]
+    recipe = load_recipe(RECIPE, overrides, kind=SFTRecipe)
+    out = run_sft(recipe, tmp_path / "model")
+    base = load_causal_lm(resolve_model(recipe.model, make_env(recipe.env.name, recipe.env.options)))
+    tuned = load_causal_lm(out).state_dict()
+    changed = {name for name, tensor in base.state_dict().items() if not torch.equal(tensor, tuned[name])}
+    assert changed and all(name.endswith("mlp.up_proj.weight") for name in changed)
+    assert json.loads((out / "sft.json").read_text())["lora"]["target_modules"] == ["up_proj"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 
@@ -10,7 +11,7 @@ import pytest
 from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.behaviors.types import BEHAVIORS
 from cogrl.models import train_tokenizer
-from cogrl.priming.card import summarize
+from cogrl.priming.card import row_task, summarize
 from cogrl.priming.conditions import CONDITIONS, get_condition, token_count
 from cogrl.priming.dataset import build_synthetic, load_priming_set, save_priming_set
 from cogrl_countdown.traces import parse_solution, write_countdown_trace
@@ -29,7 +30,7 @@ def test_tagger_finds_exactly_the_intended_behaviors(priming_env, tagger, name):
     """>= 95% of traces show each intended behavior to the regex tagger, <= 5% show an excluded one."""
     condition = get_condition(name)
     rows = build_synthetic(priming_env, condition, N, 0, seed=1)["train"]
-    stats = summarize(rows, tagger)
+    stats = summarize(rows, priming_env, tagger)
     for behavior in BEHAVIORS:
         recorded, tagged = stats["behavior_rate"][behavior], stats["regex_tagged_rate"][behavior]
         if behavior in condition.behaviors:
@@ -55,7 +56,8 @@ def test_rows_follow_the_rl_format(priming_env):
     task = next(t for t in priming_env.tasks("train") if t.id == row["id"])
     assert row["prompt"] == task.prompt and row["prompt"].endswith("<think>")
     assert row["completion"].count("</think>\n<answer>") == 1 and row["completion"].endswith("</answer>")
-    assert row["numbers"] == task.data["numbers"] and row["target"] == task.data["target"]
+    assert json.loads(row["task"]) == {"numbers": task.data["numbers"], "target": task.data["target"]}
+    assert row_task(priming_env, row).prompt == task.prompt
     assert row["condition"] == "backtracking_verification" and row["source"] == "synthetic"
     ids = list(dataset["train"]["id"]) + list(dataset["validation"]["id"])
     assert len(set(ids)) == len(ids)
@@ -131,7 +133,7 @@ def test_saved_set_round_trips_with_a_card(priming_env, tmp_path):
     dataset = build_synthetic(priming_env, get_condition("backtracking_only+incorrect"), 12, 4, seed=0)
     out = tmp_path / "set"
     stats = save_priming_set(
-        dataset, out, {"condition": "backtracking_only+incorrect", "source": "synthetic"}
+        dataset, out, {"condition": "backtracking_only+incorrect", "source": "synthetic"}, priming_env
     )
     loaded = load_priming_set(out)
     assert loaded["train"].to_list() == dataset["train"].to_list()

@@ -33,6 +33,17 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """The learner tests' tiny untied Qwen2 (hidden size 32), private to this session."""
+    from cogrl.config import TinyModelSpec
+    from cogrl.models import build_tiny_model
+
+    spec = TinyModelSpec(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=300)
+    corpus = ["Using the numbers [3, 7, 12], make 24. <think> 3 * 7 = 21 </think> <answer> 12 </answer>"]
+    return build_tiny_model(spec, corpus, tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
 def vllm_pool(ray_session, tiny_model_dir):
     """One vLLM rollout worker (Ray actor) for all vLLM tests: every engine start costs about 15 s."""
     from cogrl.config import RolloutConfig

@@ -13,21 +13,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from cogrl.config import AlgorithmConfig, TinyModelSpec, TrainerConfig, validate_recipe
-from cogrl.models import build_tiny_model, load_causal_lm
+from cogrl.config import AlgorithmConfig, TrainerConfig, validate_recipe
+from cogrl.models import load_causal_lm
 from cogrl.rl.batch import Experience
 from cogrl.rl.forward import pad_batch
 from cogrl.rl.learner import Learner, LearnerGroup, shard_by_group
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 MAX_NEW_TOKENS = 8
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    spec = TinyModelSpec(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=300)
-    corpus = ["Using the numbers [3, 7, 12], make 24. <think> 3 * 7 = 21 </think> <answer> 12 </answer>"]
-    return build_tiny_model(spec, corpus, tmp_path_factory.mktemp("models"))
 
 
 def make_batch(

@@ -327,22 +327,27 @@ def saved_activation_bytes(learner: Learner, batch: list[Experience]) -> int:
 
 
 def state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    tensors = [p for p in model.parameters()] + [p.grad for p in model.parameters()]
+    tensors = [p for p in model.parameters()] + [p.grad for p in model.parameters() if p.grad is not None]
     tensors += [t for state in optimizer.state.values() for t in state.values() if t.dim() > 0]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+LORA = {"rank": 4, "alpha": 8.0}
+
+
 @pytest.mark.parametrize(
-    ("dtype", "advantage", "checkpointing"),
+    ("dtype", "advantage", "checkpointing", "lora"),
     [
-        ("float32", "grpo", False),
-        ("float32", "gae", False),
-        ("bfloat16", "grpo", False),
-        ("bfloat16", "gae", False),
-        ("float32", "gae", True),
+        ("float32", "grpo", False, None),
+        ("float32", "gae", False, None),
+        ("bfloat16", "grpo", False, None),
+        ("bfloat16", "gae", False, None),
+        ("float32", "gae", True, None),
+        ("float32", "gae", False, LORA),
+        ("bfloat16", "gae", False, LORA),
     ],
 )
-def test_planner_matches_what_one_update_holds(model_dir, dtype, advantage, checkpointing):
+def test_planner_matches_what_one_update_holds(model_dir, dtype, advantage, checkpointing, lora):
     kl = 0.001 if advantage == "gae" else 0.0
     algorithm = {
         "advantage": advantage,
@@ -351,7 +356,7 @@ def test_planner_matches_what_one_update_holds(model_dir, dtype, advantage, chec
         "mini_batch_size": None,
     }
     planned = recipe(
-        model={"path": str(model_dir), "dtype": dtype},
+        model={"path": str(model_dir), "dtype": dtype, "lora": lora},
         rollout={"max_prompt_tokens": PROMPT, "max_new_tokens": RESPONSE, "samples_per_prompt": 2},
         algorithm=algorithm,
         trainer={"gradient_checkpointing": checkpointing},
@@ -359,7 +364,9 @@ def test_planner_matches_what_one_update_holds(model_dir, dtype, advantage, chec
     shape = memory.model_shape(memory.model_config(planned.model))
     parts = memory.learner_components(planned, shape)
     trainer = TrainerConfig(gradient_checkpointing=checkpointing)
-    learner = Learner(model_dir, planned.algorithm, trainer, RESPONSE, seed=0, dtype=dtype)
+    learner = Learner(
+        model_dir, planned.algorithm, trainer, RESPONSE, seed=0, dtype=dtype, lora=planned.model.lora
+    )
     batch = [  # every sequence at full length, so the batch is the planner's worst case
         Experience(tuple(range(10, 10 + PROMPT)), tuple(range(20, 20 + RESPONSE)), (), float(i % 2), i // 2)
         for i in range(MICRO_BATCH)
@@ -372,7 +379,9 @@ def test_planner_matches_what_one_update_holds(model_dir, dtype, advantage, chec
         layer = memory.activation_bytes(tokens, 1, shape.hidden, shape.intermediate, 4)
         planned_saved -= layer - tokens * 12 * shape.hidden
     assert measured == pytest.approx(planned_saved, rel=ACTIVATION_MARGIN)
-    policy = parts["policy_weights"] + parts["gradients"] + parts["optimizer_state"]
+    policy = (
+        parts.get("frozen_base", 0) + parts["policy_weights"] + parts["gradients"] + parts["optimizer_state"]
+    )
     assert state_bytes(learner.policy, learner.optimizer) == policy
     if learner.critic is not None:
         assert state_bytes(learner.critic, learner.critic_optimizer) == parts["critic"]

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cogrl.behaviors.types import BehaviorTags
-from cogrl.envs import ClaimCounts, Score, Task, Trace
+from cogrl.envs import ClaimCounts, Score, Task, Trace, WriterBrief
 from cogrl_countdown import (
     claims,
     corpus,
@@ -365,3 +365,51 @@ class CountdownEnv:
     def completion(self, thought: str, answer: str) -> str:
         """The response text for a thought and an answer, in the format RL generations take."""
         return prompts.completion(thought, answer)
+
+    # The semantics the core asks an environment for (`cogrl.envs`: TaskRecorder, TaggerHints, JudgeSubject,
+    # WriterSubject, PrimingDefaults, FormatFailures).
+    judge_domain: ClassVar[str] = prompts.JUDGE_DOMAIN
+    writer_brief: ClassVar[WriterBrief] = WriterBrief(
+        prompts.WRITER_TASK, prompts.WRITER_WRONG_ANSWER, prompts.WRITER_REPLY_FORMAT
+    )
+    format_failure_reasons: ClassVar[frozenset[str]] = frozenset({"no_answer"})
+    """Both scorers say ``no_answer`` when no answer can be read (the paper's ``no_marker`` is a format
+    the base prompt opens itself, so it counts as formatted, as it always has)."""
+
+    def task_record(self, task: Task) -> dict[str, Any]:
+        """``numbers`` and ``target``: what ``task_from_record`` needs (the solution is recomputed on demand)."""
+        return {"numbers": list(task.data["numbers"]), "target": task.data["target"]}
+
+    def tagger_hints(self, task: Task) -> dict[str, Any]:
+        """The numbers and the target: the regex tagger's checks against the goal need the target."""
+        return {"numbers": list(task.data["numbers"]), "target": task.data["target"]}
+
+    def record_hints(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """``numbers`` (a list of integers) and ``target`` (an integer) of a record, each when present."""
+        hints: dict[str, Any] = {}
+        numbers = record.get("numbers")
+        if numbers is not None:
+            if not (
+                isinstance(numbers, list)
+                and all(isinstance(n, int) and not isinstance(n, bool) for n in numbers)
+            ):
+                raise ValueError("field 'numbers' must be a list of integers")
+            hints["numbers"] = numbers
+        target = record.get("target")
+        if target is not None:
+            if not isinstance(target, int) or isinstance(target, bool):
+                raise ValueError("field 'target' must be an integer")
+            hints["target"] = target
+        return hints
+
+    def judge_problem(self, task: Task) -> str | None:
+        return prompts.judge_problem(task.data["numbers"], task.data["target"])
+
+    def writer_problem(self, task: Task) -> str:
+        return prompts.writer_problem(task.data["numbers"], task.data["target"])
+
+    @classmethod
+    def priming_options(cls, n_tasks: int) -> dict[str, Any]:
+        """The paper's priming problems (preset ``priming``: 3-4 numbers 1-24, targets 10-25), ``n_tasks`` of
+        them and no test split."""
+        return {"preset": "priming", "n_train": n_tasks, "n_test": 0}

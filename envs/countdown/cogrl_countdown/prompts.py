@@ -1,4 +1,5 @@
-"""Countdown prompts: the paper's base-model template, a chat variant for instruct models, custom templates.
+"""Countdown prompts: the paper's base-model template, a chat variant for instruct models, custom templates,
+and what the lab's LLM judge and LLM writer are told about a Countdown task.
 
 The base template is the one the paper used (TinyZero's Countdown prompt): a User/Assistant preamble, the
 numbers as a Python list, think and answer tags, and the assistant turn opened with
@@ -73,3 +74,33 @@ THINK_END = "</think>"
 def completion(thought: str, answer: str) -> str:
     """The response text for the base template: what follows the prompt's opening ``<think>``."""
     return f"{thought}{THINK_END}\n<answer>{answer}</answer>"
+
+
+JUDGE_DOMAIN = "a Countdown arithmetic puzzle"
+"""Ends the judge's sentence "one response written for ..." (`cogrl.behaviors.judge`)."""
+
+
+def judge_problem(numbers: Sequence[int], target: int) -> str:
+    """The puzzle as the judge sees it above the response."""
+    return f"Puzzle: use the numbers {list(numbers)} to make {target}."
+
+
+WRITER_TASK = (
+    "You write worked solutions to Countdown puzzles: combine the given numbers with + - * /, each number "
+    "exactly once, to reach the target. Write the reasoning as a person thinking aloud, in plain sentences."
+)
+"""Opens the LLM writer's system prompt (`cogrl.priming.llm`)."""
+WRITER_WRONG_ANSWER = (
+    "Your final answer must be WRONG: end on an equation that uses every number once but misses the "
+    "target by a little. Do not claim that it reaches the target."
+)
+"""The writer's instruction for a condition with wrong answers."""
+WRITER_REPLY_FORMAT = (
+    "Reply in exactly this form: <think>your reasoning</think>\n<answer>the equation only</answer>"
+)
+"""The reply format the writer is held to (the lab parses its think and answer tags)."""
+
+
+def writer_problem(numbers: Sequence[int], target: int) -> str:
+    """The writer's user message for one puzzle."""
+    return f"Numbers: {list(numbers)}. Target: {target}."

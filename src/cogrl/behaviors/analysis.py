@@ -22,6 +22,7 @@ from typing import Any
 
 from cogrl.behaviors.catalog import PAPER_BEHAVIORS, PAPER_COLUMNS, LiveNames, get_behavior
 from cogrl.behaviors.types import BEHAVIORS
+from cogrl.envs import Environment, record_hints
 from cogrl.files import InputError, atomic_path, read_jsonl, write_atomic
 
 
@@ -88,7 +89,8 @@ def label_metrics(
 
 
 def load_eval_set(path: str | Path) -> list[dict[str, Any]]:
-    """Read a labelled set (fields id, numbers, target, completion, labels); faults name the line.
+    """Read a labelled set (fields id, completion, labels, and the task's fields: the lab's set is Countdown's,
+    with numbers and target); faults name the line.
 
     ``labels`` maps catalog behaviors to true/false; every row labels the same behaviors (the paper's four in
     the lab's set; a set for a registered behavior may label it alone)."""
@@ -116,12 +118,13 @@ def load_eval_set(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluate_tagger(tagger: Any, rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Tag every labelled row with ``tagger.tag(text, numbers=, target=)`` and score presence."""
+def evaluate_tagger(tagger: Any, rows: Iterable[Mapping[str, Any]], env: Environment) -> dict[str, Any]:
+    """Tag every labelled row with ``tagger.tag(text, **hints)``, the hints its task fields give ``env``
+    (`cogrl.envs.record_hints`; the lab's set: Countdown's numbers and target), and score presence."""
     rows = list(rows)
     predicted = []
     for row in rows:
-        tags = tagger.tag(row["completion"], numbers=row.get("numbers"), target=row.get("target"))
+        tags = tagger.tag(row["completion"], **record_hints(env, row))
         predicted.append({b: tags.present(b) for b in BEHAVIORS})
     return label_metrics(predicted, [r["labels"] for r in rows])
 

@@ -45,7 +45,7 @@ def uncertainty_reasons(item: Trajectory, tags: BehaviorTags, tagger: RegexTagge
         reasons.append("regex_unknown")
     if len(item.text) > tagger.max_chars:
         reasons.append("truncated")
-    if item.target is None and infer_target(item.text, item.numbers) is None:
+    if item.hints.get("target") is None and infer_target(item.text, item.hints.get("numbers")) is None:
         reasons.append("no_target")
     if any(tags.counts[b] == 1 for b in BEHAVIORS):
         reasons.append("single_match")
@@ -95,7 +95,7 @@ class HybridTagger:
         """Regex-tag every response and say why each goes to the judge (empty reasons: it does not)."""
         planned = []
         for item in items:
-            tags = self.regex_tagger.tag(item.text, item.numbers, item.target)
+            tags = self.regex_tagger.tag(item.text, **item.hints)
             reasons = ["sample"] if in_sample(item.text, self.sample_fraction, self.seed) else []
             if self.judge_uncertain:
                 reasons += uncertainty_reasons(item, tags, self.regex_tagger)

@@ -18,14 +18,16 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import regex
 
 from cogrl.behaviors.catalog import get_behavior, rubric_set
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
 from cogrl.config import JudgeConfig
+from cogrl.envs import GENERIC_JUDGE_DOMAIN, Environment, Task, judge_domain, judge_problem, tagger_hints
 from cogrl.llm_client import ClientStats, LLMClient
 
 RUBRIC_VERSIONS = {"cogrl": "v1", "paper": "paper-v1"}
@@ -38,13 +40,20 @@ MAX_COUNT = 200
 MAX_REPLY_CHARS = 20_000
 """Only this much of a reply is parsed (the request also caps it with ``max_tokens``)."""
 
-SYSTEM_PROMPT = (
+SYSTEM_TEMPLATE = (
     "You annotate reasoning traces. You are given the definition of one reasoning behavior and one response "
-    "written for a Countdown arithmetic puzzle. Count the distinct instances of that behavior in the response. "
+    "written for {domain}. Count the distinct instances of that behavior in the response. "
     "Think briefly (at most three sentences), then end with a final line of exactly the form\n"
     "COUNT: <n>\n"
     "where <n> is a non-negative integer (0 if the behavior never occurs)."
 )
+"""The judge's system prompt; ``{domain}`` is the environment's (`cogrl.envs.judge_domain`)."""
+
+
+def system_prompt(domain: str = GENERIC_JUDGE_DOMAIN) -> str:
+    """The system prompt for responses written for ``domain`` (e.g. "a Countdown arithmetic puzzle")."""
+    return SYSTEM_TEMPLATE.format(domain=domain)
+
 
 RUBRICS: Mapping[str, str] = rubric_set("cogrl")
 """Behavior -> the lab's rubric (`cogrl.behaviors.catalog`, ``Behavior.rubrics["cogrl"]``), a live view."""
@@ -113,11 +122,19 @@ def parse_count(reply: str) -> int | None:
 # ----------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Trajectory:
-    """One response to judge, with its problem when known (shown to the judge for context)."""
+    """One response to judge or tag: its text, the problem shown to the judge above it (None: none), the
+    tagger's hints (keyword arguments of ``tag``), and what the responses are written for (the judge's
+    system prompt). `Trajectory.of` fills them from an environment and a task."""
 
     text: str
-    numbers: Sequence[int] | None = None
-    target: int | None = None
+    problem: str | None = None
+    hints: Mapping[str, Any] = field(default_factory=dict)
+    domain: str = GENERIC_JUDGE_DOMAIN
+
+    @classmethod
+    def of(cls, env: Environment, text: str, task: Task) -> Trajectory:
+        """A response to ``task``, described as ``env`` describes its tasks (`cogrl.envs`)."""
+        return cls(text, judge_problem(env, task), tagger_hints(env, task), judge_domain(env))
 
 
 def subject_text(item: Trajectory, max_chars: int) -> str:
@@ -125,9 +142,7 @@ def subject_text(item: Trajectory, max_chars: int) -> str:
     text = item.text
     if len(text) > max_chars:
         text = text[:max_chars] + "\n[... response truncated ...]"
-    problem = ""
-    if item.numbers is not None and item.target is not None:
-        problem = f"Puzzle: use the numbers {list(item.numbers)} to make {item.target}.\n\n"
+    problem = f"{item.problem}\n\n" if item.problem else ""
     return f"{problem}Response:\n<<<\n{text}\n>>>"
 
 
@@ -143,7 +158,8 @@ def rubric_prompt(behavior: str, subject: str, rubrics: str = "cogrl") -> str:
 # ----------------------------------------------------------------------------------------------------------
 # The cache
 # ----------------------------------------------------------------------------------------------------------
-CacheKey = tuple[str, str, str, str]  # (model, rubric version, behavior, sha256 of the subject text)
+CacheKey = tuple[str, str, str, str]
+"""(model, rubric version and system-prompt digest, behavior, sha256 of the subject text)."""
 
 
 class JudgeCache:
@@ -211,8 +227,9 @@ class LLMJudge:
         self.model = config.model
         self.stats = JudgeStats()
 
-    def tag(self, text: str, numbers: Sequence[int] | None = None, target: int | None = None) -> BehaviorTags:
-        return self.tag_many([Trajectory(text, numbers, target)])[0]
+    def tag(self, text: str, **hints: Any) -> BehaviorTags:
+        """One response without its problem (the hints are a tagger's; the judge does not read them)."""
+        return self.tag_many([Trajectory(text, hints=hints)])[0]
 
     def tag_many(
         self, items: Sequence[Trajectory], on_progress: Callable[[int], None] | None = None
@@ -230,7 +247,8 @@ class LLMJudge:
         async with LLMClient(config, "judge", self.stats) as client:
             self.model = client.model
             subjects = [subject_text(item, self.config.max_text_chars) for item in items]
-            keys = [self._keys(subject) for subject in subjects]
+            systems = [system_prompt(item.domain) for item in items]
+            keys = [self._keys(subject, system) for subject, system in zip(subjects, systems, strict=True)]
             # Each distinct (behavior, text) is judged once, however often it occurs in ``items``;
             # prompts are built when sent, so memory holds the texts once, not once per rubric.
             occurrence = {
@@ -244,7 +262,7 @@ class LLMJudge:
             async def judge_one(key: CacheKey) -> None:
                 behavior, i = occurrence[key]
                 messages = [
-                    {"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "system", "content": systems[i]},
                     {"role": "user", "content": rubric_prompt(behavior, subjects[i], self.config.rubrics)},
                 ]
                 reply = await client.complete(messages)
@@ -267,7 +285,11 @@ class LLMJudge:
         source = f"llm:{self.model}" + ("" if self.config.rubrics == "cogrl" else f":{self.config.rubrics}")
         return [BehaviorTags(counts={b: results[row[b]] for b in BEHAVIORS}, source=source) for row in keys]
 
-    def _keys(self, subject: str) -> dict[str, CacheKey]:
-        """Per behavior, the cache key of judging ``subject`` with that behavior's rubric."""
+    def _keys(self, subject: str, system: str) -> dict[str, CacheKey]:
+        """Per behavior, the cache key of judging ``subject`` with that behavior's rubric under the system
+        prompt ``system`` (its digest joins the rubric version: another domain's prompt is another judgment)."""
         digest = hashlib.sha256(subject.encode()).hexdigest()
-        return {b: (self.model, RUBRIC_VERSIONS[self.config.rubrics], b, digest) for b in BEHAVIORS}
+        rubric = (
+            f"{RUBRIC_VERSIONS[self.config.rubrics]}+sys:{hashlib.sha256(system.encode()).hexdigest()[:16]}"
+        )
+        return {b: (self.model, rubric, b, digest) for b in BEHAVIORS}

@@ -26,6 +26,7 @@ from cogrl.behaviors.agreement import agreement_report, match_taggings, write_ag
 from cogrl.behaviors.judge import JudgeCache, LLMJudge, Trajectory
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
 from cogrl.config import JudgeConfig
+from cogrl.envs import Environment, judge_domain, judge_problem, record_hints
 from cogrl.files import InputError, atomic_path, check_output_dir, dumps, read_jsonl
 
 if TYPE_CHECKING:
@@ -62,8 +63,19 @@ class Rubrics(StrEnum):
 @app.command()
 def tag(
     file: Annotated[
-        Path, typer.Argument(help="JSONL with `completion` and optionally numbers, target, reward.")
+        Path,
+        typer.Argument(
+            help="JSONL with `completion` and optionally the task's fields (countdown: numbers, target)."
+        ),
     ],
+    env_name: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="Environment the responses answer: what the tagger and judge are told of each task "
+            "(default: the recipe default, countdown).",
+        ),
+    ] = None,
     method: Annotated[
         Method, typer.Option(help="regex: fast patterns; llm: the judge; hybrid: both.")
     ] = Method.regex,
@@ -110,11 +122,12 @@ def tag(
     )
     if not file.exists():
         raise InputError(f"{file}: no such file")
-    records, items, bad = _read_trajectories(file)
+    env = _env(env_name)
+    records, items, bad = _read_trajectories(file, env)
     if judge is None:
         tagger = _regex_tagger(patterns)
         for record, item in zip(records, items, strict=True):
-            _emit(record, tagger.tag(item.text, item.numbers, item.target))
+            _emit(record, tagger.tag(item.text, **item.hints))
     else:  # a wrong URL, model or key raises EndpointError, an InputError: the CLI exits 2 with it
         if method is Method.llm:
             with _progress(len(items) * len(BEHAVIORS)) as advance:
@@ -182,14 +195,21 @@ def _regex_tagger(patterns: str | None) -> RegexTagger:
     return RegexTagger(patterns)
 
 
-def _read_trajectories(file: Path) -> tuple[list[dict[str, Any]], list[Trajectory], int]:
+def _env(name: str | None) -> Environment:
+    from cogrl.cli.env import load_env
+    from cogrl.config import EnvConfig
+
+    return load_env(name or EnvConfig().name, {})
+
+
+def _read_trajectories(file: Path, env: Environment) -> tuple[list[dict[str, Any]], list[Trajectory], int]:
     """Valid lines as (records, trajectories); malformed ones are reported on stderr and counted."""
     records, items, bad = [], [], 0
     for line in read_jsonl(file):
         error = line.error
         if line.record is not None:
             try:
-                items.append(_trajectory(line.record))
+                items.append(_trajectory(line.record, env))
                 records.append(line.record)
             except ValueError as exc:
                 error = str(exc)
@@ -199,19 +219,18 @@ def _read_trajectories(file: Path) -> tuple[list[dict[str, Any]], list[Trajector
     return records, items, bad
 
 
-def _trajectory(record: dict[str, Any]) -> Trajectory:
+def _trajectory(record: dict[str, Any], env: Environment) -> Trajectory:
+    """A record as the environment describes it: its tagger hints (fields optional, a malformed one is a
+    ValueError naming it) and, when the record holds a whole task, the problem the judge is shown."""
     completion = record.get("completion")
     if not isinstance(completion, str):
         raise ValueError("field 'completion' is missing or not a string")
-    numbers = record.get("numbers")
-    if numbers is not None and not (
-        isinstance(numbers, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in numbers)
-    ):
-        raise ValueError("field 'numbers' must be a list of integers")
-    target = record.get("target")
-    if target is not None and (not isinstance(target, int) or isinstance(target, bool)):
-        raise ValueError("field 'target' must be an integer")
-    return Trajectory(completion, numbers, target)
+    hints = record_hints(env, record)
+    try:
+        problem = judge_problem(env, env.task_from_record(record))
+    except ValueError:  # no (whole) task in the record: the judge sees the response alone
+        problem = None
+    return Trajectory(completion, problem, hints, judge_domain(env))
 
 
 def _emit(record: dict[str, Any], tags: BehaviorTags, **extra: Any) -> None:

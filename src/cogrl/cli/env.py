@@ -18,7 +18,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from cogrl.config import describe_validation_error
+from cogrl.config import EnvConfig, describe_validation_error
 from cogrl.envs import Environment, Solver, available_envs, get_env_class, make_env
 from cogrl.files import InputError, atomic_path, check_output_dir, dumps, read_jsonl
 
@@ -126,7 +126,7 @@ def score(
     file: Annotated[
         Path, typer.Argument(help="JSONL with the task fields (e.g. numbers, target) and completion.")
     ],
-    env_name: Annotated[str, typer.Option("--env", help="Environment name.")] = "countdown",
+    env_name: Annotated[str, typer.Option("--env", help="Environment name.")] = EnvConfig().name,
     scorer: Annotated[
         str | None,
         typer.Option(

@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cogrl.config import EnvConfig
 from cogrl.files import InputError, check_output_dir
 
 app = typer.Typer(help="Build priming SFT sets and run the SFT step.", no_args_is_help=True)
@@ -63,8 +64,16 @@ def build(
             "responses: their natural failures, for an +incorrect condition)."
         ),
     ] = Source.synthetic,
-    env_name: Annotated[str, typer.Option("--env", help="Environment name.")] = "countdown",
-    preset: Annotated[str, typer.Option(help="The environment's problem preset.")] = "priming",
+    env_name: Annotated[
+        str, typer.Option("--env", help="Environment name (default: the recipe default).")
+    ] = EnvConfig().name,
+    env_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="key=value over the environment's priming options (repeatable; countdown's: preset "
+            "priming, n_train as the source needs, n_test 0)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seeds task choice and every phrasing choice.")] = 0,
     tokenizer: Annotated[
         Path | None, typer.Option(help="Model directory whose tokenizer length_matched uses.")
@@ -90,14 +99,15 @@ def build(
     ] = Filter.strict,
     samples: Annotated[
         Path | None,
-        typer.Option(help="samples: JSONL with the task fields (numbers, target) and completion per line."),
+        typer.Option(help="samples: JSONL with the task fields (countdown: numbers, target) and completion."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists and is not empty.")] = False,
 ) -> None:
     """Build a priming set: prompt/completion rows in the RL format, with behaviors and correctness."""
-    from cogrl.cli.env import load_env
+    from cogrl.envs import get_env_class, priming_options
     from cogrl.priming.conditions import get_condition
     from cogrl.priming.dataset import build_synthetic, save_priming_set
+    from cogrl.rl.evaluation import make_eval_env
 
     target = check_output_dir(out, overwrite, inputs=[tokenizer, samples])
     try:
@@ -106,7 +116,11 @@ def build(
         raise InputError(f"--condition: {exc.args[0]}") from None
     # LLM replies get rejected: give the source several tasks per row wanted.
     pool = (n + n_val) * (5 if source is Source.llm else 1)
-    env = load_env(env_name, {"preset": preset, "n_train": pool, "n_test": 0})
+    try:
+        env_class = get_env_class(env_name)
+    except LookupError as exc:
+        raise InputError(f"--env: {exc}") from None
+    env = make_eval_env(env_name, priming_options(env_class, pool), env_option or ())
     tok = None
     if tokenizer is not None:
         from cogrl.models import load_tokenizer
@@ -162,7 +176,7 @@ def build(
         meta.update(
             filter=filter_.value, model=report.model, rejections=report.rejections, requests=report.requests
         )
-    stats = save_priming_set(dataset, target, meta)
+    stats = save_priming_set(dataset, target, meta, env)
     train = stats["train"]
     n_validation = stats["validation"]["rows"] if "validation" in stats else 0
     stderr.print(

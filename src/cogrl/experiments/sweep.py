@@ -296,7 +296,7 @@ def build_priming_set(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
         "seed": run.seed,
         "sweep": recipe.name,
     }
-    stats = save_priming_set(dataset, run.stage_dir("prime"), meta)
+    stats = save_priming_set(dataset, run.stage_dir("prime"), meta, env)
     log(f"{run.condition}: priming set of {stats['train']['rows']} rows -> {run.stage_dir('prime')}")
 
 
@@ -312,6 +312,7 @@ def prime_model(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
         out_dir=run.stage_dir("sft"),
         log=log,
         logging=stage_logging(recipe, run.sweep, run, "sft"),
+        lora=recipe.train.model.lora,
     )
 
 

@@ -7,15 +7,25 @@ truth for synthetic traces) and as the regex tagger sees it (the same tagger RL 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.behaviors.types import BEHAVIORS
+from cogrl.envs import Environment, Task, tagger_hints
 
 
-def summarize(rows: Iterable[Mapping[str, Any]], tagger: RegexTagger | None = None) -> dict[str, Any]:
-    """Counts, correctness, mean length, and per-behavior rates (recorded and regex-tagged) of some rows."""
+def row_task(env: Environment, row: Mapping[str, Any]) -> Task:
+    """The task of a priming-set row, rebuilt by ``env`` from the row's ``task`` JSON and ``id``."""
+    return env.task_from_record({**json.loads(row["task"]), "id": row["id"]})
+
+
+def summarize(
+    rows: Iterable[Mapping[str, Any]], env: Environment, tagger: RegexTagger | None = None
+) -> dict[str, Any]:
+    """Counts, correctness, mean length, and per-behavior rates (recorded and regex-tagged, with the
+    environment's tagger hints) of some rows."""
     tagger = tagger or RegexTagger()
     n = 0
     correct = 0
@@ -31,7 +41,7 @@ def summarize(rows: Iterable[Mapping[str, Any]], tagger: RegexTagger | None = No
             count = row["behaviors"][b] or 0
             recorded[b] += count > 0
             recorded_instances[b] += count
-        tags = tagger.tag(row["completion"], numbers=row["numbers"], target=row["target"])
+        tags = tagger.tag(row["completion"], **tagger_hints(env, row_task(env, row)))
         for b in BEHAVIORS:
             tagged[b] += bool(tags.counts[b])
     share = (lambda k: k / n) if n else (lambda k: 0.0)
@@ -75,7 +85,8 @@ def dataset_card(meta: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]]
     lines += [
         "",
         "Columns: `prompt` (the environment's RL prompt), `completion` (thought and answer in the RL response "
-        "format), `condition`, `source`, `numbers`, `target`, `correct` and `reward` (from the environment's "
+        "format), `condition`, `source`, `task` (the task as JSON, as the environment records it), `correct` "
+        "and `reward` (from the environment's "
         "scorer), `behaviors` (instances per behavior: ground truth for synthetic traces, tagged counts for "
         "LLM-written ones) and `behavior_spans` (character offsets into `completion`).",
         "",

@@ -2,7 +2,8 @@
 
 A row is a prompt (the environment's RL prompt, so SFT and RL see the same text) and a completion (the
 thought and answer in the environment's response format), plus what is known about it: the condition, the
-task, whether the scorer accepts the answer, and the behavior counts and spans (ground truth for synthetic
+task, whether the scorer accepts the answer, the task's payload as JSON (``task``: as the environment records it,
+`cogrl.envs.task_record`; `cogrl.priming.card.row_task` reads it back), and the behavior counts and spans (ground truth for synthetic
 traces, tagged counts for LLM-written ones). The paper used 1,000 train + 200 validation rows per condition.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cogrl.behaviors.types import BEHAVIORS
-from cogrl.envs import ClaimChecker, Environment, Task, TraceWriter
+from cogrl.envs import ClaimChecker, CompletionRenderer, Environment, Task, TraceWriter, task_record
 from cogrl.files import InputError, atomic_path
 from cogrl.priming.card import dataset_card, summarize
 from cogrl.priming.conditions import Condition
@@ -39,11 +40,11 @@ def priming_tasks(env: Environment, n_total: int, seed: int) -> list[Task]:
 
 
 def completion_text(env: Environment, thought: str, answer: str) -> str:
-    """The response text in the environment's own format (Countdown: thought, </think>, <answer> tags)."""
-    render = getattr(env, "completion", None)
-    if render is None:
+    """The response text in the environment's own format (``CompletionRenderer``; Countdown: thought,
+    </think>, <answer> tags). No default: where RL generations start is the environment's prompt's choice."""
+    if not isinstance(env, CompletionRenderer):
         raise InputError(f"environment {env.name!r} cannot render completions (it has no completion method)")
-    return render(thought, answer)
+    return env.completion(thought, answer)
 
 
 def make_row(
@@ -65,8 +66,7 @@ def make_row(
         "completion": completion,
         "condition": condition.name,
         "source": source,
-        "numbers": list(task.data.get("numbers", [])),
-        "target": task.data.get("target"),
+        "task": json.dumps(task_record(env, task), sort_keys=True),
         "correct": score.correct,
         "reward": score.reward,
         "behaviors": {b: counts.get(b) for b in BEHAVIORS},
@@ -132,8 +132,7 @@ def to_dataset_dict(train: list[dict], validation: list[dict]) -> datasets.Datas
             "completion": datasets.Value("string"),
             "condition": datasets.Value("string"),
             "source": datasets.Value("string"),
-            "numbers": datasets.Sequence(datasets.Value("int64")),
-            "target": datasets.Value("int64"),
+            "task": datasets.Value("string"),
             "correct": datasets.Value("bool"),
             "reward": datasets.Value("float64"),
             "behaviors": {b: datasets.Value("int64") for b in BEHAVIORS},
@@ -155,11 +154,11 @@ def to_dataset_dict(train: list[dict], validation: list[dict]) -> datasets.Datas
 
 
 def save_priming_set(
-    dataset: datasets.DatasetDict, out: str | Path, meta: Mapping[str, Any]
+    dataset: datasets.DatasetDict, out: str | Path, meta: Mapping[str, Any], env: Environment
 ) -> dict[str, Any]:
     """Save atomically: the splits (``save_to_disk``), ``priming.json`` (how it was built + statistics) and a
-    README.md dataset card. Returns the statistics."""
-    stats = {split: summarize(dataset[split]) for split in dataset}
+    README.md dataset card. Returns the statistics; ``env`` is the rows' environment (their tasks' hints)."""
+    stats = {split: summarize(dataset[split], env) for split in dataset}
     with atomic_path(out) as tmp:
         dataset.save_to_disk(str(tmp))
         (tmp / META_FILE).write_text(json.dumps({**meta, "stats": stats}, indent=2) + "\n", encoding="utf-8")

@@ -29,7 +29,16 @@ from cogrl.behaviors.catalog import LiveMapping
 from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.behaviors.types import BEHAVIORS, BehaviorTags
 from cogrl.config import LLMSourceConfig
-from cogrl.envs import Environment, Task, Trace
+from cogrl.envs import (
+    GENERIC_WRITER_BRIEF,
+    Environment,
+    Task,
+    Trace,
+    WriterBrief,
+    tagger_hints,
+    writer_brief,
+    writer_problem,
+)
 from cogrl.files import InputError
 from cogrl.llm_client import LLMClient
 from cogrl.priming.conditions import Condition
@@ -47,33 +56,21 @@ AVOID_INSTRUCTIONS: Mapping[str, str] = LiveMapping(lambda b: b.avoid)
 """Behavior -> how the writer is asked to avoid it (``Behavior.avoid``)."""
 
 
-def system_prompt(condition: Condition) -> str:
-    """The one system prompt of a condition, composed from its behaviors (the paper wrote one per condition):
-    every catalog behavior is either asked for or asked to be avoided."""
+def system_prompt(condition: Condition, brief: WriterBrief = GENERIC_WRITER_BRIEF) -> str:
+    """The one system prompt of a condition, composed from its behaviors (the paper wrote one per condition)
+    inside the environment's ``brief`` (`cogrl.envs.writer_brief`): every catalog behavior is either asked
+    for or asked to be avoided."""
     wanted = [BEHAVIOR_INSTRUCTIONS[b] for b in BEHAVIORS if b in condition.behaviors]
     avoided = [AVOID_INSTRUCTIONS[b] for b in BEHAVIORS if b not in condition.behaviors]
-    lines = [
-        "You write worked solutions to Countdown puzzles: combine the given numbers with + - * /, each number "
-        "exactly once, to reach the target. Write the reasoning as a person thinking aloud, in plain sentences.",
-    ]
+    lines = [brief.task]
     if wanted:
         lines.append("In your reasoning: " + "; ".join(wanted) + ".")
     if avoided:
         lines.append("Also: " + "; ".join(avoided) + ".")
     if not condition.correct:
-        lines.append(
-            "Your final answer must be WRONG: end on an equation that uses every number once but misses the "
-            "target by a little. Do not claim that it reaches the target."
-        )
-    lines.append(
-        "Reply in exactly this form: <think>your reasoning</think>\n<answer>the equation only</answer>"
-    )
+        lines.append(brief.wrong_answer)
+    lines.append(brief.reply_format)
     return "\n".join(lines)
-
-
-def user_prompt(task: Task) -> str:
-    numbers, target = task.data.get("numbers"), task.data.get("target")
-    return f"Numbers: {list(numbers or [])}. Target: {target}."
 
 
 _THINK = regex.compile(r"<think>(.*?)</think>", regex.DOTALL)
@@ -116,8 +113,7 @@ def judge_reply(
     if parsed is None:
         return None, "unreadable_format"
     thought, answer = parsed
-    numbers, target = task.data.get("numbers"), task.data.get("target")
-    tags = tagger.tag(thought, numbers=numbers, target=target)
+    tags = tagger.tag(thought, **tagger_hints(env, task))
     if keep == "strict" and (reason := behavior_mismatch(tags, condition)):
         return None, reason
     trace = condition.apply(Trace(thought, answer, condition.correct, tags.spans), tokenizer)
@@ -203,14 +199,17 @@ async def _collect(
     max_requests = config.max_requests or 5 * wanted
     # Natural failures come from a writer that tries to solve the task, as the paper's did.
     asked = dataclasses.replace(condition, correct=True) if config.filter == "natural_failure" else condition
-    system = system_prompt(asked)
+    system = system_prompt(asked, writer_brief(env))
     rows: list[dict] = []
     next_task = 0
     async with LLMClient(config, "priming llm") as client:
         model = report.model = client.model
 
         async def one(task: Task) -> tuple[Task, str | None]:
-            messages = [{"role": "system", "content": system}, {"role": "user", "content": user_prompt(task)}]
+            messages = [
+                {"role": "system", "content": system},
+                {"role": "user", "content": writer_problem(env, task)},
+            ]
             return task, await client.complete(messages)
 
         while len(rows) < wanted and report.requests < max_requests and next_task < len(tasks):

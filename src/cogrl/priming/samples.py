@@ -12,6 +12,7 @@ report says); the first kept sample of each task is used, so no task is in both 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cogrl.behaviors.regex_tagger import RegexTagger
-from cogrl.envs import ClaimChecker, Environment
+from cogrl.envs import ClaimChecker, Environment, task_record
 from cogrl.files import InputError, read_jsonl
 from cogrl.priming.conditions import Condition
 from cogrl.priming.dataset import to_dataset_dict
@@ -61,7 +62,7 @@ def build_from_samples(
     tagger = tagger or RegexTagger()
     report = SamplesReport(claims_checked=isinstance(env, ClaimChecker))
     rows: list[dict] = []
-    seen: set[tuple] = set()
+    seen: set[str] = set()
     for line in read_jsonl(path):
         if len(rows) == n + n_val:
             break
@@ -76,7 +77,7 @@ def build_from_samples(
         except ValueError:
             report.rejections["bad_line"] += 1
             continue
-        key = (tuple(task.data.get("numbers", ())), task.data.get("target"))
+        key = json.dumps(task_record(env, task), sort_keys=True)
         if key in seen:
             report.rejections["repeated_task"] += 1
             continue

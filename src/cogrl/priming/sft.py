@@ -6,6 +6,8 @@ template (the prompt is the RL prompt as plain text), 5 epochs, batch 64, lr 1e-
 knobs (`betas`, `weight_decay`, `think_tag`; recipes/paper/llama3.2-3b-prime-sft.yaml sets them). A row longer than the max length is dropped and
 counted, never truncated silently. The output is a model directory with its tokenizer that a train recipe
 starts from (`model.path: <dir>`), with the resolved config, the seed and package versions beside it.
+With `model.lora` the SFT trains LoRA adapters (TRL's PEFT integration, adapter dropout as configured) and
+merges them into the weights before saving, so the output is a plain model directory either way.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cogrl.config import LoggingConfig, SFTConfig, SFTRecipe, dump_recipe
+from cogrl.config import LoggingConfig, LoraConfig, SFTConfig, SFTRecipe, dump_recipe
 from cogrl.envs import Environment, make_env
 from cogrl.files import InputError, atomic_path
+from cogrl.lora import peft_config
 from cogrl.models import load_causal_lm, load_tokenizer, resolve_model
 from cogrl.priming.conditions import get_condition
 from cogrl.priming.dataset import build_synthetic, load_priming_set
@@ -42,9 +45,10 @@ def run_sft(
     out_dir: str | Path | None = None,
     log: Callable[[str], None] = print,
     logging: LoggingConfig | None = None,
+    lora: LoraConfig | None = None,
 ) -> Path:
-    """Fine-tune on a priming set and return the output model directory. Two ways to call it (``logging``:
-    wandb settings for the second; a recipe carries its own):
+    """Fine-tune on a priming set and return the output model directory. Two ways to call it (``logging``
+    and ``lora``: wandb settings and adapters for the second; a recipe carries its own):
 
     run_sft(recipe, out_dir)                                       # `cogrl prime sft RECIPE.yaml`
     run_sft(model_dir, sft_config, env, seed=0, out_dir=out_dir)   # an RL recipe's `warmup` block
@@ -59,7 +63,7 @@ def run_sft(
         return fine_tune(model_dir, recipe.sft, env, recipe.seed, Path(out), log, recipe=recipe)
     if not isinstance(sft, SFTConfig) or env is None or out_dir is None:
         raise TypeError("run_sft(model_dir, sft_config, env, seed=..., out_dir=...) needs all four")
-    return fine_tune(Path(recipe_or_model), sft, env, seed, Path(out_dir), log, logging=logging)
+    return fine_tune(Path(recipe_or_model), sft, env, seed, Path(out_dir), log, logging=logging, lora=lora)
 
 
 def priming_rows(config: SFTConfig, env: Environment, tokenizer: Any, seed: int) -> datasets.DatasetDict:
@@ -111,6 +115,7 @@ def fine_tune(
     log: Callable[[str], None] = print,
     recipe: SFTRecipe | None = None,
     logging: LoggingConfig | None = None,
+    lora: LoraConfig | None = None,
 ) -> Path:
     import torch
     from transformers import set_seed
@@ -141,6 +146,7 @@ def fine_tune(
     on_gpu = torch.cuda.is_available()
     dtype = recipe.model.dtype if recipe is not None else ("bfloat16" if on_gpu else "float32")
     model = load_causal_lm(model_dir, dtype=dtype)
+    lora = recipe.model.lora if recipe is not None else lora
     logging = recipe.logging if recipe is not None else logging or LoggingConfig(wandb_mode="disabled")
     tracker = Tracker(
         out_dir.with_name(f"{out_dir.name}-wandb"), logging, config.model_dump(mode="json"), "sft"
@@ -155,11 +161,15 @@ def fine_tune(
             eval_dataset=validation,
             processing_class=tokenizer,
             callbacks=[tracking_callback(tracker)],
+            peft_config=None if lora is None else peft_config(lora, str(model_dir)),
         )
         result = trainer.train()
         evaluation = trainer.evaluate() if validation is not None and validation.num_rows else {}
         tracker.finish()
-        trainer.save_model(str(tmp))
+        if lora is None:
+            trainer.save_model(str(tmp))
+        else:  # W + (alpha / r) B A: a plain model directory, like full fine-tuning's
+            trainer.model.merge_and_unload().save_pretrained(str(tmp))
         tokenizer.padding_side = "left"
         tokenizer.save_pretrained(str(tmp))
         shutil.rmtree(tmp / "trainer", ignore_errors=True)  # TRL's scratch checkpoints
@@ -167,6 +177,7 @@ def fine_tune(
             **run_metadata(seed),
             "base_model": str(model_dir),
             "sft": config.model_dump(mode="json"),
+            "lora": None if lora is None else lora.model_dump(mode="json"),
             "train_rows": train.num_rows,
             "dropped_too_long": dropped,
             "train_loss": result.training_loss,

@@ -350,7 +350,7 @@ def audit(
     samples.jsonl to ``out`` atomically. ``recipe`` (else a run's own) gives the defaults of the environment,
     its options, the rollout settings and the group size. Returns audit.json's content."""
     from cogrl.behaviors.judge import Trajectory
-    from cogrl.rl.driver import derive_seed, task_hints
+    from cogrl.rl.driver import derive_seed
     from cogrl.rl.runs import run_metadata
 
     started = time.perf_counter()
@@ -384,7 +384,7 @@ def audit(
         owners = [plan.tasks[g.prompt_index] for g in sampled.generations]
         log(f"judging {len(owners)} responses x {len(BEHAVIORS)} behaviors")
         judged = judge.tag_many(
-            [Trajectory(g.text, **task_hints(t)) for g, t in zip(sampled.generations, owners, strict=True)]
+            [Trajectory.of(plan.env, g.text, t) for g, t in zip(sampled.generations, owners, strict=True)]
         )
         taggings["judge"] = judged
         taggers["judge"] = judged[0].source

@@ -29,7 +29,17 @@ from cogrl import QUIET_ENV
 from cogrl.behaviors import BehaviorTags
 from cogrl.behaviors.regex_tagger import RegexTagger
 from cogrl.config import TrainRecipe
-from cogrl.envs import BehaviorCounter, ClaimChecker, ClaimCounts, Environment, Score, Task, make_env
+from cogrl.envs import (
+    BehaviorCounter,
+    ClaimChecker,
+    ClaimCounts,
+    Environment,
+    Score,
+    Task,
+    format_failure_reasons,
+    make_env,
+    tagger_hints,
+)
 from cogrl.files import InputError
 from cogrl.rl.algorithms import ADVANTAGE_ESTIMATORS
 from cogrl.rl.batch import Experience, Generation
@@ -37,7 +47,7 @@ from cogrl.rl.memory import MemoryPlan, plan_memory
 from cogrl.rl.metrics import claim_metrics, evaluation_metrics, rollout_metrics
 from cogrl.rl.placement import place
 from cogrl.rl.runs import RunDir
-from cogrl.rl.sync import probe_tokens, push_weights
+from cogrl.rl.sync import SyncReport, probe_tokens, push_weights
 from cogrl.tracking import Tracker
 
 
@@ -123,11 +133,6 @@ def informative_groups(experiences: Sequence[Experience], limit: int) -> list[Ex
     return [e for e in experiences if e.group in chosen]
 
 
-def task_hints(task: Task) -> dict[str, Any]:
-    """What the behavior tagger may use of a task (Countdown-style numbers and target, when present)."""
-    return {key: task.data[key] for key in ("numbers", "target") if key in task.data}
-
-
 def init_ray(recipe: TrainRecipe) -> None:
     """Join the cluster named by RAY_ADDRESS (SLURM launchers set it) or start a private local one that has a
     logical CPU for every actor of the recipe, even on a 2-core laptop. A local cluster gets a watchdog that
@@ -196,23 +201,29 @@ class Trainer:
             max_new_tokens=recipe.rollout.max_new_tokens,
             seed=recipe.seed,
             dtype=recipe.model.dtype,
+            lora=recipe.model.lora,
             slots=learner_slots,
         )
         if checkpoint:
             self.learners.load(checkpoint[1])
             log(f"resumed from {checkpoint[1]}")
-        # Workers start from the policy the learner holds now (the checkpoint's, after a resume).
+        # Workers start from the policy the learner holds now: the checkpoint's, after a resume. Under LoRA
+        # they start from the base and take the learner's adapter (fresh or resumed) before any generation.
+        lora = recipe.model.lora
         self.pool = RolloutPool(
             recipe.rollout.num_workers,
             backend=recipe.rollout.backend,
-            model_dir=checkpoint[1] if checkpoint else model_dir,
+            model_dir=checkpoint[1] if checkpoint and lora is None else model_dir,
             rollout=recipe.rollout,
             seed=recipe.seed,
             device=recipe.trainer.device,
             dtype=recipe.model.dtype,
             slots=worker_slots,
             sleep_mode=t.placement == "colocated",
+            lora=lora,
         )
+        if lora is not None:
+            self.sync_weights()
         self.tracker = Tracker(run.root, recipe.logging, recipe.model_dump(mode="json"))
 
     def _warm_up(self, model_dir: Path) -> Path:
@@ -222,7 +233,14 @@ class Trainer:
         out = self.run_dir.root / "warmup"
         if not (out / "config.json").exists():
             self.log(f"warm-up SFT on {self.recipe.warmup.condition} ...")
-            run_sft(model_dir, self.recipe.warmup, self.env, seed=self.recipe.seed, out_dir=out)
+            run_sft(
+                model_dir,
+                self.recipe.warmup,
+                self.env,
+                seed=self.recipe.seed,
+                out_dir=out,
+                lora=self.recipe.model.lora,
+            )
         return out
 
     # ------------------------------------------------------------------------------------------ phases
@@ -240,7 +258,7 @@ class Trainer:
     def _tag_one(self, text: str, task: Task) -> BehaviorTags:
         if self.counter is not None and (tags := self.counter.count_behaviors(text, task)) is not None:
             return tags
-        return self.tagger.tag(text, **task_hints(task))
+        return self.tagger.tag(text, **tagger_hints(self.env, task))
 
     def check_claims(
         self, tasks: Sequence[Task], generations: Sequence[Generation]
@@ -267,7 +285,9 @@ class Trainer:
         scores = self.score(self.test_tasks, generations)
         tags = self.tag(self.test_tasks, generations)
         claims = self.check_claims(self.test_tasks, generations)
-        metrics = evaluation_metrics(len(self.test_tasks), generations, scores, tags, claims)
+        metrics = evaluation_metrics(
+            len(self.test_tasks), generations, scores, tags, claims, format_failure_reasons(self.env)
+        )
         # The test responses themselves, so reports count behaviors on them (as the paper did).
         records = rollout_records(step, self.test_tasks, generations, scores, tags, k, claims)
         seen: Counter[int] = Counter()
@@ -276,6 +296,14 @@ class Trainer:
             seen[generation.prompt_index] += 1
         self.run_dir.log("eval_rollouts.jsonl", records)
         return metrics
+
+    def sync_weights(self) -> SyncReport:
+        """The learner's policy (under LoRA: its adapter) into every rollout worker, verified."""
+        recipe = self.recipe
+        probe_prompt, probe_response = probe_tokens(self.pool)
+        reference = self.learners.logprobs([probe_prompt], [probe_response])[0]
+        source = self.learners if recipe.rollout.weight_sync == "broadcast" else self.learners.policy_state()
+        return push_weights(self.pool, source, reference, timeout_s=recipe.rollout.sync_timeout_s)
 
     # -------------------------------------------------------------------------------------------- loop
     def step(self, step: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
@@ -311,17 +339,19 @@ class Trainer:
         if colocated:
             self.pool.wake_up()
         lap("update")
-        probe_prompt, probe_response = probe_tokens(self.pool)
-        reference = self.learners.logprobs([probe_prompt], [probe_response])[0]
-        source = self.learners if recipe.rollout.weight_sync == "broadcast" else self.learners.policy_state()
-        push_weights(self.pool, source, reference, timeout_s=recipe.rollout.sync_timeout_s)
+        synced = self.sync_weights()
         lap("sync")
 
         generated_tokens = sum(len(g.response_ids) for g in generations)
-        metrics = {"step": step, **rollout_metrics(generations, scores, tags), **claim_metrics(claims or [])}
+        metrics = {
+            "step": step,
+            **rollout_metrics(generations, scores, tags, format_failures=format_failure_reasons(self.env)),
+            **claim_metrics(claims or []),
+        }
         metrics.update({f"train/{key}": value for key, value in stats.items()})
         metrics.update(sampling)
         metrics.update(timings)
+        metrics["sync/bytes"] = synced.bytes
         metrics["throughput/generate_tokens_per_s"] = generated_tokens / max(timings["time/generate"], 1e-9)
         records = rollout_records(
             step, tasks, generations, scores, tags, recipe.rollout.samples_per_prompt, claims

@@ -39,6 +39,9 @@ from cogrl.envs import (
     Score,
     Solver,
     Task,
+    format_failure_reasons,
+    tagger_hints,
+    task_record,
 )
 from cogrl.files import InputError, atomic_path, dumps
 from cogrl.rl.batch import Generation
@@ -290,8 +293,9 @@ class Source:
 
 def resolve_source(path: str | Path) -> Source:
     """A Hugging Face model directory (an SFT output, a pretrained base, ``package:smollm2``), a run's
-    checkpoint directory (``runs/X/checkpoints/step-000020``: itself a model directory) or a run directory
-    (its newest checkpoint, which must pass its manifest check)."""
+    checkpoint directory (``runs/X/checkpoints/step-000020``: itself a model directory, or under LoRA an
+    adapter directory, merged into its base) or a run directory (its newest checkpoint, which must pass its
+    manifest check)."""
     from cogrl.config import ModelConfig, load_recipe
     from cogrl.models import resolve_model
     from cogrl.rl.runs import CHECKPOINT, RunDir, checkpoint_fault
@@ -305,7 +309,7 @@ def resolve_source(path: str | Path) -> Source:
         step, checkpoint = last
         if (fault := checkpoint_fault(checkpoint)) is not None:
             raise InputError(f"{checkpoint}: {fault}; give an earlier checkpoint directory instead")
-        return Source(checkpoint, run.recipe, step)
+        return Source(resolve_model(ModelConfig(path=str(checkpoint))), run.recipe, step)
     model_dir = resolve_model(ModelConfig(path=str(path)))
     run_root = given.parent.parent
     if (match := CHECKPOINT.match(given.name)) and (run_root / "config.yaml").is_file():
@@ -414,14 +418,14 @@ def plan_sampling(
 ) -> SamplingPlan:
     """Resolve the model, the environment, the problems and the rollout settings; ``recipe`` (else the run's
     recipe, for a run or a checkpoint) gives the defaults. A bad value is an InputError naming it."""
-    from cogrl.config import RolloutConfig
+    from cogrl.config import EnvConfig, RolloutConfig
 
     check_ks(settings.ks, settings.n)
     if settings.tag not in ("regex", "exact", "none"):
         raise InputError(f"tag {settings.tag!r}: expected regex, exact or none")
     source = resolve_source(model)
     recipe = recipe or source.recipe
-    env_name = settings.env or (recipe.env.name if recipe else "countdown")
+    env_name = settings.env or (recipe.env.name if recipe else EnvConfig().name)
     base_options = recipe.env.options if recipe and recipe.env.name == env_name else {}
     env = make_eval_env(env_name, base_options, settings.env_options)
     try:
@@ -466,7 +470,7 @@ def sample_and_score(
     """Sample ``settings.n`` responses per problem with the plan's rollout backend (in-process), and score,
     key, tag and claim-check each; sample j of problem i is seeded by (seed, i, j)."""
     from cogrl.behaviors.regex_tagger import RegexTagger
-    from cogrl.rl.driver import rollout_records, task_hints
+    from cogrl.rl.driver import rollout_records
     from cogrl.rl.rollout import RolloutWorker
 
     env, tasks, rollout = plan.env, plan.tasks, plan.rollout
@@ -492,14 +496,14 @@ def sample_and_score(
     tags = None
     if settings.tag == "regex":
         tagger = RegexTagger(plan.patterns)
-        tags = [tagger.tag(g.text, **task_hints(task)) for g, task in pairs]
+        tags = [tagger.tag(g.text, **tagger_hints(env, task)) for g, task in pairs]
     elif settings.tag == "exact":
         tags = [_exact_tags(env, g.text, task) for g, task in pairs]
     difficulty = {t.id: len(env.solve(t)) if isinstance(env, Solver) else None for t in tasks}
     records = rollout_records(0, tasks, generations, scores, tags, settings.n, claims)
     for i, (record, task) in enumerate(zip(records, owners, strict=True)):
         del record["step"]
-        record.update(task_hints(task), difficulty=difficulty[task.id])
+        record.update(task_record(env, task), difficulty=difficulty[task.id])
         record["answer_key"] = keys[i] if keys is not None else None
     by_problem: list[list[int]] = [[] for _ in tasks]
     for i, g in enumerate(generations):
@@ -595,7 +599,9 @@ def evaluate(
         "figures": {
             "passk": passk,
             "behaviors_pooled": [row for row in behaviors if row["difficulty"] == POOLED],
-            **rollout_metrics(sampled.generations, scores, sampled.tags),
+            **rollout_metrics(
+                sampled.generations, scores, sampled.tags, format_failures=format_failure_reasons(plan.env)
+            ),
             **claim_metrics(sampled.claims or []),
         },
         "timing": {

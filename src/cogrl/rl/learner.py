@@ -31,7 +31,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed.tensor import DTensor
 
-from cogrl.config import AlgorithmConfig, TrainerConfig
+from cogrl import lora as lora_files
+from cogrl.config import AlgorithmConfig, LoraConfig, TrainerConfig
 from cogrl.rl import algorithms as algo
 from cogrl.rl.batch import Experience
 from cogrl.rl.forward import PaddedBatch, ResponseLogprobs, pad_batch, response_hidden, response_mask_of
@@ -129,11 +130,15 @@ class Learner:
         world_size: int = 1,
         dist_url: str | None = None,
         dtype: str = "float32",
+        lora: LoraConfig | None = None,
     ) -> None:
-        """``dtype``: the compute dtype (``model.dtype``); also the dtype of the weights sent to rollout workers."""
+        """``dtype``: the compute dtype (``model.dtype``); also the dtype of the weights sent to rollout workers.
+        ``lora``: train adapters on the frozen model (`cogrl.lora`); the reference is the policy with its
+        adapters off, and `policy_state`, `save` and `load` deal in adapter tensors only."""
         from cogrl.models import load_causal_lm
 
         self.model_dir = Path(model_dir)
+        self.lora = lora
         self.dtype = getattr(torch, dtype)
         self.algorithm = algorithm
         self.trainer = trainer
@@ -151,22 +156,24 @@ class Learner:
             dist.init_process_group(backend, init_method=dist_url, rank=rank, world_size=world_size)
         torch.manual_seed(seed)
 
-        self.policy = _trainable(load_causal_lm(self.model_dir), trainer).to(self.device)
+        self.policy = _trainable(self.model_dir, trainer, dtype, lora).to(self.device)
         self._policy = self._shard(ResponseLogprobs(self.policy, trainer.logits_chunk_tokens))
         self.optimizer = torch.optim.AdamW(
-            self.policy.parameters(), lr=trainer.lr, weight_decay=trainer.weight_decay
+            _trained(self.policy), lr=trainer.lr, weight_decay=trainer.weight_decay
         )
         self.reference: nn.Module | None = None
-        if algorithm.kl_coef > 0:
+        self.has_reference = algorithm.kl_coef > 0
+        if self.has_reference and lora is None:
             self.reference = load_causal_lm(self.model_dir, dtype).to(self.device).requires_grad_(False)
             self._reference = self._shard(ResponseLogprobs(self.reference, trainer.logits_chunk_tokens))
         self.critic: ValueModel | None = None
         self.critic_optimizer: torch.optim.Optimizer | None = None
         if algo.ADVANTAGE_ESTIMATORS[algorithm.advantage].needs_critic:
-            critic = ValueModel(_trainable(load_causal_lm(self.model_dir), trainer), seed).to(self.device)
+            # Under LoRA the critic is a second frozen backbone with adapters of its own and a float32 head.
+            critic = ValueModel(_trainable(self.model_dir, trainer, dtype, lora), seed).to(self.device)
             self.critic = self._shard(critic)
             self.critic_optimizer = torch.optim.AdamW(
-                self.critic.parameters(), lr=trainer.critic_lr, weight_decay=trainer.weight_decay
+                _trained(self.critic), lr=trainer.critic_lr, weight_decay=trainer.weight_decay
             )
         self.updates = 0
 
@@ -276,6 +283,9 @@ class Learner:
             out["old_logprobs"] = self._logprobs(self._policy, batch)[0]
         if self.reference is not None:
             out["ref_logprobs"] = self._logprobs(self._reference, batch)[0]
+        elif self.has_reference:  # LoRA: the reference is the frozen base, the policy with adapters off
+            with lora_files.adapters_disabled(self.policy):
+                out["ref_logprobs"] = self._logprobs(self._policy, batch)[0]
         if self.critic is not None:
             out["values"] = self._values(batch)
         if not indices:
@@ -312,7 +322,7 @@ class Learner:
             key: torch.zeros(n, width, device=self.device)
             for key, wanted in (
                 ("old_logprobs", True),
-                ("ref_logprobs", self.reference is not None),
+                ("ref_logprobs", self.has_reference),
                 ("values", self.critic is not None),
             )
             if wanted
@@ -518,7 +528,7 @@ class Learner:
         return (
             self.algorithm.ppo_epochs == 1
             and num_mini_batches == 1
-            and self.reference is None
+            and not self.has_reference
             and not self._corrects_rollout()
         )
 
@@ -617,9 +627,10 @@ class Learner:
 
     # ---- weights, evaluation, checkpoints ----
     def policy_state(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-        """The policy's full weights as CPU tensors under their Hugging Face names, on rank 0 (other ranks
-        get ``{}``; under fsdp every rank must call, to gather the shards). ``dtype`` defaults to the rollout
-        dtype (for weight sync: bfloat16 halves the bytes moved)."""
+        """The policy's full weights as CPU tensors under their Hugging Face names (under LoRA: the adapter
+        tensors only, under PEFT's file names), on rank 0 (other ranks get ``{}``; under fsdp every rank
+        must call, to gather the shards). ``dtype`` defaults to the rollout dtype (for weight sync: bfloat16
+        halves the bytes moved)."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         dtype = dtype or self.dtype
@@ -628,6 +639,8 @@ class Learner:
             full = get_model_state_dict(self.policy, options=options)
         else:
             full = self.policy.state_dict() if self.rank == 0 else {}
+        if self.lora is not None:
+            full = lora_files.adapter_tensors(full)
         return {name: tensor.detach().to("cpu", dtype=dtype, copy=True) for name, tensor in full.items()}
 
     @torch.no_grad()
@@ -641,8 +654,8 @@ class Learner:
         return [row[: len(r)].tolist() for row, r in zip(logprobs.cpu(), response_ids, strict=True)]
 
     def save(self, directory: str | Path) -> None:
-        """Write the policy as a Hugging Face model dir (float32 masters, + the tokenizer) and the rest of the
-        training state. Every rank calls it (a shared filesystem across nodes): rank 0 writes the model and
+        """Write the policy as a Hugging Face model dir (float32 masters, + the tokenizer; under LoRA an adapter
+        dir naming the base, `cogrl.lora`) and the rest of the training state. Every rank calls it (a shared filesystem across nodes): rank 0 writes the model and
         ``learner_state.pt``; under fsdp each rank also writes its shard of the optimizer and critic state
         (torch.distributed.checkpoint, ``sharded/``), so no rank ever holds all of it.
 
@@ -666,7 +679,10 @@ class Learner:
         if self.rank != 0:
             return
         directory.mkdir(parents=True, exist_ok=True)
-        self.policy.save_pretrained(directory, state_dict=policy)
+        if self.lora is not None:
+            lora_files.save_adapter(directory, policy, self.lora, self.model_dir)
+        else:
+            self.policy.save_pretrained(directory, state_dict=policy)
         for name in TOKENIZER_FILES:
             if (self.model_dir / name).is_file():
                 shutil.copyfile(self.model_dir / name, directory / name)
@@ -688,11 +704,16 @@ class Learner:
 
         directory = Path(directory)
         state = torch.load(directory / LEARNER_STATE, map_location=self.device, weights_only=True)
-        policy = load_causal_lm(directory).state_dict()
+        if self.lora is not None:
+            adapters = lora_files.read_adapter(directory)[1]
+            lora_files.check_adapter_state(self.policy, adapters)
+            policy = lora_files.module_names(adapters)
+        else:
+            policy = load_causal_lm(directory).state_dict()
         if self.fsdp:
             self._load_sharded(directory, policy)
         else:
-            self.policy.load_state_dict(policy)
+            self.policy.load_state_dict(policy, strict=self.lora is None)
             self.optimizer.load_state_dict(state["optimizer"])
             if self.critic is not None and self.critic_optimizer is not None:
                 if "critic" not in state:
@@ -714,7 +735,8 @@ class Learner:
             set_optimizer_state_dict,
         )
 
-        set_model_state_dict(self.policy, policy, options=StateDictOptions(full_state_dict=True))
+        options = StateDictOptions(full_state_dict=True, strict=self.lora is None)
+        set_model_state_dict(self.policy, policy, options=options)
         sharded = self._sharded_state()
         if not (directory / SHARDED_STATE).is_dir():
             raise ValueError(f"{directory}: no {SHARDED_STATE}/ state (saved with trainer.strategy: ddp)")
@@ -733,9 +755,13 @@ def _length(experience: Experience) -> int:
     return len(experience.prompt_ids) + len(experience.response_ids)
 
 
-def _trainable(model: nn.Module, trainer: TrainerConfig) -> nn.Module:
-    """A float32 model in train mode (gradient checkpointing runs only in train mode) with every dropout
-    off, so that training and scoring passes compute the same deterministic function."""
+def _trainable(model_dir: Path, trainer: TrainerConfig, dtype: str, lora: LoraConfig | None) -> nn.Module:
+    """The model of ``model_dir`` in train mode (gradient checkpointing runs only in train mode) with every
+    dropout off, so that training and scoring passes compute the same deterministic function. Its trained
+    weights are float32; under LoRA those are the adapters, on a frozen base held in the compute dtype."""
+    from cogrl.models import load_causal_lm
+
+    model = load_causal_lm(model_dir, "float32" if lora is None else dtype)
     for module in model.modules():
         if isinstance(module, nn.Dropout):
             module.p = 0.0
@@ -743,7 +769,15 @@ def _trainable(model: nn.Module, trainer: TrainerConfig) -> nn.Module:
             module.attention_dropout = 0.0
     if trainer.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return model.float().train()
+    if lora is not None:
+        lora_files.add_adapters(model, lora, dropout=False)
+    for param in _trained(model):
+        param.data = param.data.float()
+    return model.train()
+
+
+def _trained(model: nn.Module) -> list[nn.Parameter]:
+    return [param for param in model.parameters() if param.requires_grad]
 
 
 def _rollout_logprobs(
@@ -887,6 +921,7 @@ class LearnerGroup:
         max_new_tokens: int,
         seed: int,
         dtype: str = "float32",
+        lora: LoraConfig | None = None,
         slots: list[Slot] | None = None,
         num_cpus_per_learner: float = 1.0,
     ) -> None:
@@ -912,6 +947,7 @@ class LearnerGroup:
                     world_size=num_learners,
                     dist_url=dist_url,
                     dtype=dtype,
+                    lora=lora,
                 )
                 for rank, actor in enumerate(self.actors)
             ]

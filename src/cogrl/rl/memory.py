@@ -30,7 +30,12 @@ in its own passes after the policy's, so only one model's activations are alive 
     buffer (several ranks). It follows the backward pass: peak = the rest + max(activations + logits +
     compute copy, optimizer step).
   reserve on a GPU hosting a learner: 5% of gpu_memory_gb + 1 GB (CUDA context, NCCL, fragmentation).
-Rollout worker: weights c P. vLLM on GPU takes gpu_memory_utilization x gpu_memory_gb in all, its context
+  Under LoRA (model.lora, rank r on the named linears, A = r x their in + out features, summed): the frozen
+    base c P / s; masters, gradients and AdamW state of A only; no reference (the base with adapters off);
+    a critic of its own frozen backbone c x backbone / s with its adapters and head; activations with a
+    residual stream in the compute dtype (the base is held in it: norms (8 + 2c) h, no per-linear casts)
+    plus c r per adapted linear and token (lora_B's input); compute copy: autocast's casts of A only.
+Rollout worker: weights c P (+ c A for a served adapter). vLLM on GPU takes gpu_memory_utilization x gpu_memory_gb in all, its context
   included; the KV cache is that minus the weights (an upper bound: vLLM also sets aside its activation peak);
   on CPU it is rollout.kv_cache_gib. A batch needs 2 x L x kv_heads x head_dim x c bytes per token in flight
   (a worker's share of a step's or an evaluation's sequences at full length); a cache that cannot hold one
@@ -52,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cogrl.config import ModelConfig, TrainRecipe
+from cogrl.config import LoraConfig, ModelConfig, TrainRecipe
 from cogrl.files import InputError
 
 GB = float(1 << 30)
@@ -86,11 +91,20 @@ def frozen_weights_bytes(params: int, dtype_bytes: int, shard_factor: int = 1) -
 
 
 def activation_bytes(
-    tokens: int, layers: int, hidden: int, intermediate: int, dtype_bytes: int, checkpointing: bool = False
+    tokens: int,
+    layers: int,
+    hidden: int,
+    intermediate: int,
+    dtype_bytes: int,
+    checkpointing: bool = False,
+    residual_bytes: int = 4,
 ) -> float:
-    linear_inputs = 2 if dtype_bytes == 4 else 5
-    per_layer = 16 * hidden + dtype_bytes * (linear_inputs * hidden + 4 * hidden + 4 * intermediate)
-    kept = layers * 4 * hidden + per_layer if checkpointing else layers * per_layer
+    """``residual_bytes``: of the residual stream, 4 with float32 weights (autocast then casts each linear's
+    input), the compute dtype's under LoRA, whose frozen base is held in it (no casts)."""
+    linear_inputs = 2 if dtype_bytes == residual_bytes else 5
+    norms = (8 + 2 * residual_bytes) * hidden
+    per_layer = norms + dtype_bytes * (linear_inputs * hidden + 4 * hidden + 4 * intermediate)
+    kept = layers * residual_bytes * hidden + per_layer if checkpointing else layers * per_layer
     return tokens * (12 * hidden + kept)
 
 
@@ -116,6 +130,17 @@ class ModelShape:
     kv_heads: int
     head_dim: int
     vocab: int
+    linears: tuple[tuple[str, int], ...] = ()
+    """Per linear layer name of the decoder layers (q_proj, ...): in + out features summed over the model,
+    what LoRA adapters on that name cost per unit of rank."""
+
+    def adapter_params(self, lora: LoraConfig) -> int:
+        """Parameters of rank-r adapters on the named linears: r (in + out) each (the LM head is never one)."""
+        return lora.rank * sum(both for name, both in self.linears if name in lora.target_modules)
+
+    def adapted_linears(self, lora: LoraConfig) -> int:
+        """How many linears of one decoder layer carry an adapter."""
+        return sum(1 for name, _ in self.linears if name in lora.target_modules)
 
 
 def model_config(model: ModelConfig) -> Any:
@@ -156,6 +181,11 @@ def model_shape(config: Any) -> ModelShape:
     decoder_layers = set(model._no_split_modules or ())
     layer = next(m for m in model.modules() if type(m).__name__ in decoder_layers)
     backbone = getattr(model, model.base_model_prefix)
+    linears: dict[str, int] = {}
+    for name, module in backbone.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            leaf = name.rsplit(".", 1)[-1]
+            linears[leaf] = linears.get(leaf, 0) + module.in_features + module.out_features
     return ModelShape(
         params=sum(p.numel() for p in model.parameters()),
         backbone_params=sum(p.numel() for p in backbone.parameters()),
@@ -166,6 +196,7 @@ def model_shape(config: Any) -> ModelShape:
         kv_heads=getattr(text, "num_key_value_heads", None) or text.num_attention_heads,
         head_dim=getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads,
         vocab=text.vocab_size,
+        linears=tuple(sorted(linears.items())),
     )
 
 
@@ -178,9 +209,11 @@ def learner_components(recipe: TrainRecipe, shape: ModelShape) -> dict[str, floa
     c = DTYPE_BYTES[recipe.model.dtype]
     s = t.num_learners if t.strategy == "fsdp" else 1
     resident = 0 if t.cpu_offload else 1
-    trainable = [shape.params] + (
-        [shape.backbone_params + shape.hidden] if ADVANTAGE_ESTIMATORS[a.advantage].needs_critic else []
-    )
+    critic = ADVANTAGE_ESTIMATORS[a.advantage].needs_critic
+    lora = recipe.model.lora
+    if lora is not None:
+        return lora_learner_components(recipe, shape, lora, critic)
+    trainable = [shape.params] + ([shape.backbone_params + shape.hidden] if critic else [])
     sequence = r.max_prompt_tokens + r.max_new_tokens
     if a.max_tokens_per_micro_batch:  # packed by padded tokens; a longer sequence goes alone
         tokens = response_tokens = max(a.max_tokens_per_micro_batch, sequence)
@@ -214,6 +247,63 @@ def learner_components(recipe: TrainRecipe, shape: ModelShape) -> dict[str, floa
     }
 
 
+def lora_learner_components(
+    recipe: TrainRecipe, shape: ModelShape, lora: LoraConfig, critic: bool
+) -> dict[str, float]:
+    """One learner rank under LoRA: the frozen base in the compute dtype, float32 masters, gradients and AdamW
+    state of the adapters only, no reference (the base with adapters off), a critic of its own frozen
+    backbone, adapters and head; activations of a residual stream in the compute dtype, plus each adapted
+    linear's rank-r hidden (lora_A shares its input with the frozen linear)."""
+    r, a, t = recipe.rollout, recipe.algorithm, recipe.trainer
+    c = DTYPE_BYTES[recipe.model.dtype]
+    s = t.num_learners if t.strategy == "fsdp" else 1
+    resident = 0 if t.cpu_offload else 1
+    adapters = shape.adapter_params(lora)
+    trainable = [adapters] + ([adapters + shape.hidden] if critic else [])
+    sequence = r.max_prompt_tokens + r.max_new_tokens
+    if a.max_tokens_per_micro_batch:
+        tokens = response_tokens = max(a.max_tokens_per_micro_batch, sequence)
+    else:
+        tokens, response_tokens = a.micro_batch_size * sequence, a.micro_batch_size * r.max_new_tokens
+    rank_hidden = c * lora.rank * shape.adapted_linears(lora)  # per token and layer
+    kept_layers = 1 if t.gradient_checkpointing else shape.layers
+    activations = (
+        activation_bytes(
+            tokens,
+            shape.layers,
+            shape.hidden,
+            shape.intermediate,
+            c,
+            t.gradient_checkpointing,
+            residual_bytes=c,
+        )
+        + tokens * rank_hidden * kept_layers
+    )
+    step_buffer = t.device == "cuda" or (t.strategy == "ddp" and t.num_learners > 1)
+    layers = shape.layers * shape.layer_params
+    models = [shape.params] + ([shape.backbone_params] if critic else [])
+    if t.strategy == "fsdp":  # each model's gathered root unit and two layers
+        compute_copy = sum(frozen_weights_bytes(m - layers + 2 * shape.layer_params, c) for m in models)
+    else:  # autocast casts only the float32 adapters; the base is already in the compute dtype
+        compute_copy = frozen_weights_bytes(adapters, c) if c < 4 else 0.0
+    return {
+        "frozen_base": frozen_weights_bytes(shape.params, c, s),
+        "policy_weights": resident * master_weights_bytes(adapters, s),
+        "gradients": resident * gradient_bytes(adapters, s),
+        "optimizer_state": resident * adamw_bytes(adapters, s),
+        "critic": sum(
+            frozen_weights_bytes(shape.backbone_params, c, s)
+            + resident * (master_weights_bytes(p, s) + gradient_bytes(p, s) + adamw_bytes(p, s))
+            for p in trainable[1:]
+        ),
+        "reference": 0.0,
+        "activations": activations,
+        "logits": logits_bytes(min(response_tokens, t.logits_chunk_tokens), shape.vocab),
+        "compute_copy": compute_copy,
+        "optimizer_step": resident * 4 * max(trainable) / s if step_buffer else 0.0,
+    }
+
+
 def rollout_components(recipe: TrainRecipe, shape: ModelShape) -> tuple[dict[str, float], float, float]:
     """One rollout worker's components, the KV cache its share of a batch needs, and one sequence's."""
     r, t = recipe.rollout, recipe.trainer
@@ -227,6 +317,8 @@ def rollout_components(recipe: TrainRecipe, shape: ModelShape) -> tuple[dict[str
         for n in (share * sequence, sequence)
     )
     weights = frozen_weights_bytes(shape.params, c)
+    if recipe.model.lora is not None:  # the served adapter, sized for vLLM's max_lora_rank
+        weights += frozen_weights_bytes(shape.adapter_params(recipe.model.lora), c)
     if r.backend == "hf":  # generates its whole share at once
         prefill = logits_bytes(share * r.max_prompt_tokens, shape.vocab, bytes_per_entry=c)
         return {"weights": weights, "kv_cache": needed, "prefill_logits": prefill}, needed, one

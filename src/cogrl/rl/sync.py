@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cogrl.rl.rollout import RolloutPool
-from cogrl.rl.transfer import weights_fingerprint
+from cogrl.rl.transfer import describe, weights_fingerprint
 
 if TYPE_CHECKING:
     import torch
@@ -44,7 +44,10 @@ PROBE_PROMPT = "Using the numbers [3, 7, 12], create an equation that equals 48.
 PROBE_RESPONSE = (
     " <think> 7 - 3 = 4. 4 * 12 = 48. That is the target. </think> <answer> (7 - 3) * 12 </answer>"
 )
-"""A fixed continuation whose log-probs show whether a worker's live weights are the learner's."""
+"""A fixed continuation whose log-probs show whether a worker's live weights are the learner's. It is no
+environment's task on purpose: the probe compares two copies of the same weights on any fixed text, so its
+wording does not matter (in-distribution text only makes the log-probs less extreme); it stays the same for
+every environment, so sync checks of runs on different environments are alike, and it is not a capability."""
 SYNC_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.05}
 """Default probe tolerance per rollout dtype (see `rollout.sync_tolerance` in cogrl.config)."""
 
@@ -64,6 +67,9 @@ class SyncReport:
     """The workers' log-probs of the probe continuation after the sync (worker 0's; all agree)."""
     path: str = "object_store"
     """How the tensors travelled: `broadcast`, `object_store`, or `object_store (broadcast failed: ...)`."""
+    bytes: int = 0
+    """The size of the state sent (once; every worker receives a copy): the full policy in the rollout dtype,
+    or under LoRA the adapter tensors only."""
 
 
 def probe_tokens(pool: RolloutPool) -> tuple[list[int], list[int]]:
@@ -111,25 +117,26 @@ def push_weights(
             {rank: lambda r: call(pool.workers[r]) for rank in range(pool.num_workers)}, remaining()
         )
 
-    def through_object_store(state: dict[str, torch.Tensor]) -> tuple[dict[int, Any], Any, str]:
+    def through_object_store(state: dict[str, torch.Tensor]) -> tuple[dict[int, Any], Any, str, int]:
         ref = ray.put(state)
         pool.latest_weights = lambda: ref
         return (
             on_every_worker(lambda w: w.load_weights.remote(ref)),
             weights_fingerprint(state),
             "object_store",
+            sum(meta.nbytes for meta in describe(state)),
         )
 
     try:
         if isinstance(source, dict):
-            received, expected, path = through_object_store(source)
+            received, expected, path, size = through_object_store(source)
         else:
             pool.latest_weights = lambda: ray.put(source.policy_state())
             try:
-                received, expected = _broadcast(pool, source, remaining)
+                received, expected, size = _broadcast(pool, source, remaining)
                 path = "broadcast"
             except (RayActorError, RayTaskError) as exc:  # a member died mid-broadcast: the pool restarts it
-                received, expected, _ = through_object_store(source.policy_state())
+                received, expected, _, size = through_object_store(source.policy_state())
                 path = f"object_store (broadcast failed: {str(exc).splitlines()[0][:200]})"
         after = on_every_worker(lambda w: w.score.remote([prompt], [response]))
     except GetTimeoutError as exc:
@@ -149,13 +156,14 @@ def push_weights(
                 f"> tolerance {tolerance:g} (rollout.sync_tolerance, {pool.dtype} rollouts): the worker does "
                 "not run the learner's weights"
             )
-    return SyncReport(time.monotonic() - started, probes[0], path)
+    return SyncReport(time.monotonic() - started, probes[0], path, size)
 
 
 def _broadcast(
     pool: RolloutPool, learners: LearnerGroup, remaining: Callable[[], float]
-) -> tuple[dict[int, Any], tuple[tuple[str, ...], float]]:
-    """Learner rank 0 -> every worker over a `WeightGroup`; returns each worker's fingerprint and rank 0's."""
+) -> tuple[dict[int, Any], tuple[tuple[str, ...], float], int]:
+    """Learner rank 0 -> every worker over a `WeightGroup`; returns each worker's fingerprint, rank 0's, and
+    the bytes sent."""
     import ray
     from ray.exceptions import GetTimeoutError
 
@@ -180,7 +188,7 @@ def _broadcast(
         late = [f"worker {rank}" for rank, ref in receivers.items() if ref not in done]
         raise GetTimeoutError(f"no answer from {', '.join(late) or 'learner rank 0'} within the deadline")
     ray.get(sender)
-    return {rank: ray.get(ref) for rank, ref in receivers.items()}, expected
+    return {rank: ray.get(ref) for rank, ref in receivers.items()}, expected, sum(m.nbytes for m in layout)
 
 
 def _same_fingerprint(a: tuple[tuple[str, ...], float], b: tuple[tuple[str, ...], float]) -> bool:

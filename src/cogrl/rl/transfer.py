@@ -33,6 +33,10 @@ class TensorMeta:
     def numel(self) -> int:
         return int(torch.Size(self.shape).numel())
 
+    @property
+    def nbytes(self) -> int:
+        return self.numel * getattr(torch, self.dtype).itemsize
+
 
 def weights_fingerprint(state: dict[str, torch.Tensor]) -> tuple[tuple[str, ...], float]:
     """Tensor names and a float64 sum of squares: cheap on any device, changes with any real update.
@@ -55,7 +59,7 @@ def buckets(metas: list[TensorMeta], bucket_bytes: int) -> list[list[TensorMeta]
     out: list[list[TensorMeta]] = []
     size = 0
     for meta in metas:
-        nbytes = meta.numel * getattr(torch, meta.dtype).itemsize
+        nbytes = meta.nbytes
         if out and out[-1][0].dtype == meta.dtype and size + nbytes <= bucket_bytes:
             out[-1].append(meta)
             size += nbytes
