@@ -166,6 +166,7 @@ class RolloutConfig(StrictModel):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r} (registered: {', '.join(BACKENDS)})")
         return backend
+
     num_workers: int = Field(1, ge=1)
     """Rollout workers (Ray actors); each takes an equal share of every batch."""
     samples_per_prompt: int = Field(4, ge=1)
@@ -593,6 +594,13 @@ class PretrainConfig(StrictModel):
     0, 0.91 on the same prompts after an EOS."""
     batch_size: int = Field(16, ge=1)
     """Blocks per optimizer step."""
+    micro_batch_size: int | None = Field(None, ge=1)
+    """Blocks per forward and backward pass, accumulated into one optimizer step (each pass weighted by its
+    share of the step's predicted tokens, so the update is that of the whole batch); None: the whole batch
+    in one pass. Memory only: a 3B model's 64 x 2,048-token batch does not fit in one pass."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward pass (as `trainer.gradient_checkpointing`):
+    off for tiny CPU models, on for continued pretraining of 3B models."""
     lr: float = Field(1e-3, gt=0)
     """Peak learning rate (a model trained from scratch at this size needs about 1e-3)."""
     lr_schedule: Literal["cosine", "constant"] = "cosine"
@@ -628,7 +636,8 @@ class CorpusSourceConfig(StrictModel):
     """A column holding a stable document id; None: the document's position (`<shard>:<row>`)."""
     tokenizer: str
     """A model directory (or `package:smollm2`) whose tokenizer measures and cuts documents: the model that
-    will be pretrained on the corpus, so token budgets are that model's tokens."""
+    will be pretrained on the corpus, so token budgets are that model's tokens. `char`: the tiny models'
+    character tokenizer (`model.tiny.tokenizer: char`; one token per character, nothing to download)."""
     max_doc_tokens: int = Field(2048, ge=8)
     """Documents longer than this are cut to their first this-many tokens (at a token boundary of the
     original text); the paper's continued pretraining used 2,048-token sequences."""
@@ -695,9 +704,9 @@ class CorpusSelectConfig(StrictModel):
     require_solution: bool = True
     """Both arms keep only documents that hold a problem and its solution (the paper's QA-like selection),
     so the arms differ in how a solution is reached, not in whether there is one."""
-    length_bins: int = Field(8, ge=1)
-    """Token-length bins (quantiles of the rich pool) within which rich and minimal documents are paired one
-    for one: both arms then have the same number of documents in every bin."""
+    length_tolerance: float = Field(0.1, ge=0)
+    """A rich document is paired with the minimal document of the nearest token length only if the two
+    lengths differ by at most this share of the rich one's: the arms' length distributions then match."""
     seed: int = 0
     """Breaks ties among equally ranked documents."""
 
@@ -815,18 +824,27 @@ class SFTRecipe(StrictModel):
 
 class PretrainRecipe(StrictModel):
     """`cogrl pretrain`: train a model on a corpus the environment generates (`corpus` is validated by the
-    environment's `CorpusOptions`; countdown: arithmetic and direct derivations, optionally search traces)."""
+    environment's `CorpusOptions`; countdown: arithmetic and direct derivations, optionally search traces),
+    or continue pretraining one on a text dataset (`dataset`: the paper's continued-pretraining arm)."""
 
     name: str
     seed: int = 0
     env: EnvConfig = Field(default_factory=EnvConfig)
     model: ModelConfig
     corpus: dict[str, Any] = Field(default_factory=dict)
+    dataset: str | None = None
+    """A Hugging Face dataset directory (`save_to_disk`) with a `text` column to train on instead of the
+    environment's generated corpus: an arm of `cogrl corpus build` (docs/corpus.md). Its documents are
+    packed like any corpus; there are no probes. Leave `corpus` empty with it."""
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @model_validator(mode="after")
     def _validate_corpus(self) -> PretrainRecipe:
+        if self.dataset is not None:
+            if self.corpus:
+                raise ValueError("corpus: generated-corpus options do not apply with dataset; leave it empty")
+            return self
         check_corpus(self.env.name, self.corpus, "corpus")
         return self
 
@@ -853,9 +871,22 @@ class BaseConfig(StrictModel):
 
     corpus: dict[str, Any] = Field(default_factory=dict)
     """The environment's corpus options (countdown: documents, arithmetic_fraction, search_fraction)."""
+    datasets: dict[str, str] = Field(default_factory=dict)
+    """Continued pretraining instead (the paper's corpus arm, Gandhi et al., 2025, section 6): per arm name a
+    text dataset (`cogrl corpus build` writes `rich/` and `minimal/`); each arm's base is `train.model`
+    (a path or a tiny model) pretrained on its dataset, and every condition is written `<priming>@<arm>`
+    (`none@rich`: RL from the rich arm's base). `corpus` stays empty."""
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     seed: int = 0
     """The base's own seed: one base for every sweep seed (the seeds vary priming, SFT and RL)."""
+
+    @model_validator(mode="after")
+    def _one_corpus(self) -> BaseConfig:
+        if self.datasets and self.corpus:
+            raise ValueError("base: give corpus (a generated corpus) or datasets (text datasets), not both")
+        if bad := [arm for arm in self.datasets if not arm or "@" in arm or "/" in arm]:
+            raise ValueError(f"base.datasets: arm names must be non-empty, without '@' or '/': {bad}")
+        return self
 
 
 class VerdictConfig(StrictModel):
@@ -895,7 +926,8 @@ class SweepRecipe(StrictModel):
     `model` is the base model that is primed; its `warmup` is dropped (the priming SFT takes its place)."""
     conditions: list[str] = Field(min_length=1)
     """Priming conditions (`cogrl prime conditions`, any with `+incorrect`), or `none` for RL from the base
-    model. Paper: none, all_strategies, backtracking_only, all_strategies+incorrect, empty_cot, length_matched."""
+    model. Paper: none, all_strategies, backtracking_only, all_strategies+incorrect, empty_cot, length_matched.
+    With `base.datasets`, each is `<condition>@<arm>`: the paper's corpus arm is `none@rich, none@minimal`."""
     sft: SFTConfig = Field(default_factory=SFTConfig)
     """The priming SFT, shared by every condition (`n` is the priming set size; `condition` and `dataset`
     are set per condition by the sweep and must be left unset here)."""
@@ -907,7 +939,8 @@ class SweepRecipe(StrictModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     """One run per condition per seed; a seed drives the priming set, the SFT and the RL run alike."""
     base: BaseConfig | None = None
-    """Pretrain the base model first (the CPU miniature); None: `train.model` is the base as it is."""
+    """Pretrain the base model first (the CPU miniature), or continue pretraining `train.model` on corpus
+    arms (`base.datasets`); None: `train.model` is the base as it is."""
     verdict: VerdictConfig | None = None
     """The decision rule, stated before the runs; the sweep writes `summary.json` and prints the verdict."""
 
@@ -918,7 +951,8 @@ class SweepRecipe(StrictModel):
 
         if len(set(conditions)) != len(conditions):
             raise ValueError(f"conditions repeat a name: {conditions}")
-        for name in conditions:
+        for condition in conditions:
+            name = condition.partition("@")[0]  # `<priming>@<arm>`: a corpus arm's base (base.datasets)
             if name != NO_PRIMING:
                 try:
                     get_condition(name)
@@ -944,7 +978,17 @@ class SweepRecipe(StrictModel):
                     f"verdict.pass_k {self.verdict.pass_k} needs train.trainer.eval_samples >= it "
                     f"(now {self.train.trainer.eval_samples})"
                 )
-        if self.base is not None:
+        arms = self.base.datasets if self.base is not None else {}
+        for condition in self.conditions:
+            _, _, arm = condition.partition("@")
+            if arms and arm not in arms:
+                raise ValueError(
+                    f"condition {condition!r}: with base.datasets every condition names its arm, "
+                    f"<priming>@<arm>, arm one of {sorted(arms)}"
+                )
+            if not arms and arm:
+                raise ValueError(f"condition {condition!r}: '@{arm}' names a corpus arm; set base.datasets")
+        if self.base is not None and not arms:
             if self.train.model.tiny is None:
                 raise ValueError("base: pretraining builds on a tiny model; set train.model.tiny")
             check_corpus(self.train.env.name, self.base.corpus, "base.corpus")

@@ -3,7 +3,9 @@
 The paper's first claim is about what base models bring to RL (Gandhi et al., 2025, section 3): Qwen-2.5's
 pretraining showed it the four behaviors, Llama-3.2's hardly. On a CPU the base is a tiny model, so cogrl
 pretrains it here: `cogrl pretrain RECIPE --out DIR`, or a sweep's `base` stage, which builds it once under a
-content address (the hash of everything that decides it) and shares it with every condition and seed.
+content address (the hash of everything that decides it) and shares it with every condition and seed. The
+same loop continues pretraining any model on a text dataset (`dataset`): the paper's third intervention,
+a behavior-rich or behavior-minimal corpus from `cogrl corpus build` (section 6), before the same RL.
 
 The loop is plain PyTorch: documents (each ended by EOS) packed into `seq_len` blocks, AdamW with a
 warm-up and cosine schedule, mixed precision on GPUs. Every `checkpoint_every` steps the model, optimizer,
@@ -35,9 +37,39 @@ STATE_FILE = "state.pt"
 
 
 def content_address(recipe: PretrainRecipe) -> str:
-    """A hash of everything that decides the pretrained model (not its name or logging)."""
+    """A hash of everything that decides the pretrained model (not its name or logging): with a `dataset`,
+    also its content (the fingerprint `save_to_disk` records), so a rebuilt corpus makes a new base."""
     decided = recipe.model_dump(mode="json", exclude={"name", "logging"})
+    if recipe.dataset is not None:
+        decided["dataset_fingerprint"] = dataset_fingerprint(recipe.dataset)
     return hashlib.sha256(f"{json.dumps(decided, sort_keys=True)}/{TINY_INIT_SEED}".encode()).hexdigest()[:16]
+
+
+def dataset_fingerprint(path: str | Path) -> str | None:
+    """A hash of a `save_to_disk` dataset's Arrow files (the fingerprint `datasets` records may be random);
+    None while it does not exist: a sweep's plan may name a corpus that is built later."""
+    if not (Path(path) / "state.json").is_file():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).glob("*.arrow")):
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def dataset_documents(path: str | Path) -> list[str]:
+    """The `text` column of a `save_to_disk` dataset (a `cogrl corpus build` arm)."""
+    import datasets
+
+    if dataset_fingerprint(path) is None:
+        raise InputError(
+            f"dataset: {path} is not a saved dataset (no state.json); build it with cogrl corpus"
+        )
+    dataset = datasets.load_from_disk(str(path))
+    if "text" not in dataset.column_names:
+        raise InputError(f"dataset: {path} has no 'text' column (columns: {dataset.column_names})")
+    return list(dataset["text"])
 
 
 def cached_base_dir(recipe: PretrainRecipe, cache_dir: Path | None = None) -> Path:
@@ -55,13 +87,14 @@ def pretrain(
 
     out_dir = Path(out_dir)
     env = make_env(recipe.env.name, recipe.env.options)
-    if not isinstance(env, CorpusWriter):
+    generated = recipe.dataset is None
+    if generated and not isinstance(env, CorpusWriter):
         raise InputError(f"env {recipe.env.name!r} cannot generate a pretraining corpus")
-    corpus_options = env.CorpusOptions.model_validate(recipe.corpus)
+    corpus_options = env.CorpusOptions.model_validate(recipe.corpus) if generated else None
     model_dir = resolve_model(recipe.model, env)
     tokenizer = load_tokenizer(model_dir)
     started = time.perf_counter()
-    documents = env.write_corpus(corpus_options)
+    documents = env.write_corpus(corpus_options) if generated else dataset_documents(recipe.dataset)
     blocks = pack(tokenizer, documents, recipe.pretrain.seq_len, recipe.pretrain.packing)
     n_tokens = sum(len(block) for block in blocks)
     log(
@@ -78,6 +111,8 @@ def pretrain(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(recipe.seed)
     model = load_causal_lm(model_dir).to(device)
+    if recipe.pretrain.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
     model.train()
     config = recipe.pretrain
     steps = max(1, math.ceil(config.epochs * len(blocks) / config.batch_size))
@@ -96,15 +131,12 @@ def pretrain(
     tokens_done, clock = 0, time.perf_counter()
     for step in range(start + 1, steps + 1):
         rows = batch_indices(len(blocks), step, config.batch_size, recipe.seed)
-        batch = {key: tensor[rows].to(device) for key, tensor in data.items()}
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-            loss = model(**batch).loss
-        loss.backward()
+        loss = accumulate(model, {key: tensor[rows] for key, tensor in data.items()}, config, device)
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-        tokens_done += int(batch["attention_mask"].sum())
+        tokens_done += int(data["attention_mask"][rows].sum())
         if step % config.log_every == 0 or step == steps:
             rate = tokens_done / max(time.perf_counter() - clock, 1e-9)
             curve.append(
@@ -116,7 +148,7 @@ def pretrain(
             save_state(work, recipe, model, optimizer, schedule, step, curve)
 
     model.eval()
-    probe_sets = env.corpus_probes(corpus_options)
+    probe_sets = env.corpus_probes(corpus_options) if generated else {}
     probes = {name: {"n": len(pairs), "accuracy": probe(model, tokenizer, pairs, device) if pairs else None}
               for name, pairs in probe_sets.items()}  # fmt: skip
     for name, result in probes.items():
@@ -130,6 +162,7 @@ def pretrain(
         **run_metadata(recipe.seed),
         "content_address": content_address(recipe),
         "initial_model": str(model_dir),
+        "dataset": recipe.dataset,
         "documents": len(documents),
         "blocks": len(blocks),
         "tokens": n_tokens,
@@ -147,6 +180,28 @@ def pretrain(
     if work.exists():
         remove_dir_atomic(work)
     return out_dir
+
+
+def accumulate(model: Any, batch: dict[str, Any], config: PretrainConfig, device: str) -> Any:
+    """Forward and backward over ``batch`` in passes of `micro_batch_size` blocks; each pass's mean loss is
+    weighted by its share of the batch's predicted tokens, so the gradient (and the returned loss) equal the
+    whole batch's in one pass."""
+    import torch
+
+    rows = batch["input_ids"].shape[0]
+    size = config.micro_batch_size or rows
+    predicted = (batch["labels"][:, 1:] != -100).sum().clamp(min=1)
+    total = torch.zeros(())
+    for start in range(0, rows, size):
+        micro = {key: tensor[start : start + size].to(device) for key, tensor in batch.items()}
+        share = (micro["labels"][:, 1:] != -100).sum().cpu() / predicted
+        if share == 0:  # blocks of one token predict nothing (their mean loss is 0/0)
+            continue
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = model(**micro).loss * share.to(device)
+        loss.backward()
+        total += loss.detach().cpu()
+    return total
 
 
 def pack(tokenizer: Any, documents: Sequence[str], seq_len: int, packing: str = "aligned") -> list[list[int]]:

@@ -17,7 +17,10 @@ def test_built_in_methods_give_the_regex_tagger():
 def test_a_tagger_of_ones_own_is_loaded_by_path():
     tagger = load_tagger("plugins.line_tagger:LineTagger")
     assert isinstance(tagger, Tagger)
-    assert tagger.tag("Check: 3 + 4 = 7\nok\n  Check again", numbers=[3, 4], target=7).counts["verification"] == 2
+    assert (
+        tagger.tag("Check: 3 + 4 = 7\nok\n  Check again", numbers=[3, 4], target=7).counts["verification"]
+        == 2
+    )
 
 
 @pytest.mark.parametrize(

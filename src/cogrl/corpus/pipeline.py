@@ -200,12 +200,13 @@ def run_stage(
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     items = [{"stage": stage, "shard": k} for k in todo]
-    dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
+    dataset = ray.data.from_items(
+        items, override_num_blocks=len(items)
+    ).map(
         ShardWorker,
         fn_constructor_kwargs={"recipe": recipe.model_dump(mode="json"), "out": str(out)},
         compute=ray.data.ActorPoolStrategy(size=min(recipe.workers, len(items))),
-        num_cpus=recipe.cpus_per_worker,
-        max_restarts=0,  # a failed shard fails the job (and is redone on the rerun), never silently retried
+        num_cpus=recipe.cpus_per_worker,  # Ray's retries of a lost actor's shard are safe: shard writes are idempotent
     )
     progress = Progress(stage, n_shards, len(done), log)
     for row in dataset.iter_rows():

@@ -13,7 +13,9 @@
     <out>/<condition>/rl/             the RL run directory (cogrl.rl.runs.RunDir)
 
 With several seeds each condition holds one `seed-<k>/` folder per seed. The condition `none` has only `rl/`
-(RL from the base model). Re-running the same command skips every stage whose output exists and resumes an
+(RL from the base model). With corpus arms (`base.datasets`, the paper's continued-pretraining comparison)
+each arm has its own base, continued-pretrained on the arm's dataset, and a condition `<priming>@<arm>`
+(`none@rich`) starts from its arm's base. Re-running the same command skips every stage whose output exists and resumes an
 unfinished RL run from its last checkpoint. A failing condition is recorded and the next one runs.
 """
 
@@ -80,8 +82,18 @@ class SweepRun:
     """The sweep directory the run belongs to."""
 
     @property
+    def priming(self) -> str:
+        """The priming condition (`condition` without its `@<arm>`)."""
+        return self.condition.partition("@")[0]
+
+    @property
+    def arm(self) -> str | None:
+        """The corpus arm whose base the run starts from (`base.datasets`), or None."""
+        return self.condition.partition("@")[2] or None
+
+    @property
     def stages(self) -> tuple[str, ...]:
-        return ("rl",) if self.condition == NO_PRIMING else ("prime", "sft", "rl")
+        return ("rl",) if self.priming == NO_PRIMING else ("prime", "sft", "rl")
 
     def stage_dir(self, stage: str) -> Path:
         return self.root / stage
@@ -116,20 +128,29 @@ def stage_status(recipe: SweepRecipe, run: SweepRun, stage: str) -> str:
     return "done" if step >= recipe.train.trainer.steps else f"at step {step}/{recipe.train.trainer.steps}"
 
 
+def base_arms(recipe: SweepRecipe) -> list[str | None]:
+    """The corpus arms with a base of their own (`base.datasets`), or [None] for the one base (or none)."""
+    return list(recipe.base.datasets) if recipe.base is not None and recipe.base.datasets else [None]
+
+
 def base_plan(recipe: SweepRecipe) -> list[str]:
-    """The base stage's line of the plan: what is pretrained, and whether it is already built."""
+    """The base stage's lines of the plan: what is pretrained, and whether it is already built."""
     from cogrl.pretraining import METADATA_FILE, cached_base_dir
 
-    pretraining = base_recipe(recipe)
-    if pretraining is None:
-        return []
-    target = cached_base_dir(pretraining)
-    status = "built" if (target / METADATA_FILE).is_file() else "pending"
-    p = pretraining.pretrain
-    return [
-        f"base     {json.dumps(pretraining.corpus)}, {p.epochs:g} epochs of {p.seq_len}-token blocks, batch "
-        f"{p.batch_size}, lr {p.lr:g} -> {target} ({status})"
-    ]
+    lines = []
+    for arm in base_arms(recipe):
+        pretraining = base_recipe(recipe, arm)
+        if pretraining is None:
+            return []
+        target = cached_base_dir(pretraining)
+        status = "built" if (target / METADATA_FILE).is_file() else "pending"
+        p = pretraining.pretrain
+        what = json.dumps(pretraining.corpus) if arm is None else f"{arm}: {pretraining.dataset}"
+        lines.append(
+            f"base     {what}, {p.epochs:g} epochs of {p.seq_len}-token blocks, batch "
+            f"{p.batch_size}, lr {p.lr:g} -> {target} ({status})"
+        )
+    return lines
 
 
 def plan_text(recipe: SweepRecipe, out: Path) -> str:
@@ -160,50 +181,61 @@ def plan_text(recipe: SweepRecipe, out: Path) -> str:
 # --------------------------------------------------------------------------------------------------------
 # Stages
 # --------------------------------------------------------------------------------------------------------
-def base_recipe(recipe: SweepRecipe) -> PretrainRecipe | None:
-    """The pretraining recipe of the sweep's `base` stage (None when the sweep has none)."""
+def base_recipe(recipe: SweepRecipe, arm: str | None = None) -> PretrainRecipe | None:
+    """The pretraining recipe of the sweep's `base` stage (None when the sweep has none): on the generated
+    corpus, or for a corpus arm, continued pretraining on that arm's dataset."""
     if recipe.base is None:
         return None
     return PretrainRecipe(
-        name=f"{recipe.name}-base",
+        name=f"{recipe.name}-base" + (f"-{arm}" if arm else ""),
         seed=recipe.base.seed,
         env=recipe.train.env,
         model=recipe.train.model,
         corpus=recipe.base.corpus,
+        dataset=recipe.base.datasets[arm] if arm else None,
         pretrain=recipe.base.pretrain,
         logging=recipe.train.logging,
     )
 
 
-def base_model_dir(recipe: SweepRecipe) -> Path:
-    """The model every condition starts from: the pretrained base (content-addressed, built by `build_base`)
-    or the train recipe's model (a tiny model is built once and cached)."""
+def base_model_dir(recipe: SweepRecipe, arm: str | None = None) -> Path:
+    """The model a condition starts from: the pretrained base (of its corpus arm, if any; content-addressed,
+    built by `build_base`) or the train recipe's model (a tiny model is built once and cached)."""
     from cogrl.envs import make_env
     from cogrl.models import resolve_model
     from cogrl.pretraining import cached_base_dir
 
-    if (pretraining := base_recipe(recipe)) is not None:
+    if (pretraining := base_recipe(recipe, arm)) is not None:
         return cached_base_dir(pretraining)
     return resolve_model(recipe.train.model, make_env(recipe.train.env.name, recipe.train.env.options))
 
 
 def build_base(recipe: SweepRecipe, out: Path, log: Log) -> dict[str, Any] | None:
-    """Pretrain the sweep's base unless a finished one with the same content address exists; returns what
-    summary.json records of it (None without a `base` stage). Its wandb files go to <out>/base/."""
+    """Pretrain the sweep's base (one per corpus arm with `base.datasets`) unless a finished one with the same
+    content address exists; returns what summary.json records of it (with arms: `{"arms": {arm: ...}}`;
+    None without a `base` stage). Its wandb files go to <out>/base/ (<out>/base-<arm>/)."""
+    if recipe.base is None:
+        return None
+    if recipe.base.datasets:
+        return {"arms": {arm: build_one_base(recipe, out, log, arm) for arm in recipe.base.datasets}}
+    return build_one_base(recipe, out, log, None)
+
+
+def build_one_base(recipe: SweepRecipe, out: Path, log: Log, arm: str | None) -> dict[str, Any]:
     from cogrl.pretraining import METADATA_FILE, cached_base_dir, pretrain
 
-    pretraining = base_recipe(recipe)
-    if pretraining is None:
-        return None
+    pretraining = base_recipe(recipe, arm)
+    assert pretraining is not None
     target = cached_base_dir(pretraining)
+    name = "base" if arm is None else f"base-{arm}"
     if (target / METADATA_FILE).is_file():
-        log(f"base: reusing {target}")
+        log(f"{name}: reusing {target}")
     else:
-        log(f"base: pretraining -> {target}")
+        log(f"{name}: pretraining -> {target}")
         logging = pretraining.logging.model_copy(
-            update={"wandb_group": wandb_group(recipe, out), "wandb_name": "base", "wandb_tags": ["base"]}
+            update={"wandb_group": wandb_group(recipe, out), "wandb_name": name, "wandb_tags": [name]}
         )
-        pretrain(pretraining.model_copy(update={"logging": logging}), target, log, tracking_dir=out / "base")
+        pretrain(pretraining.model_copy(update={"logging": logging}), target, log, tracking_dir=out / name)
     meta = json.loads((target / METADATA_FILE).read_text(encoding="utf-8"))
     return {
         "dir": str(target),
@@ -243,9 +275,9 @@ def build_priming_set(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
     from cogrl.priming.conditions import get_condition
     from cogrl.priming.dataset import build_synthetic, save_priming_set, set_metadata
 
-    condition = get_condition(run.condition)
+    condition = get_condition(run.priming)
     env = priming_env(recipe)
-    tokenizer = load_tokenizer(base_model_dir(recipe)) if condition.needs_tokenizer else None
+    tokenizer = load_tokenizer(base_model_dir(recipe, run.arm)) if condition.needs_tokenizer else None
     dataset = build_synthetic(
         env, condition, recipe.sft.n, recipe.priming_validation, seed=run.seed, tokenizer=tokenizer
     )
@@ -257,11 +289,9 @@ def build_priming_set(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
 def prime_model(recipe: SweepRecipe, run: SweepRun, log: Log) -> None:
     from cogrl.priming.sft import run_sft
 
-    config = recipe.sft.model_copy(
-        update={"dataset": str(run.stage_dir("prime")), "condition": run.condition}
-    )
+    config = recipe.sft.model_copy(update={"dataset": str(run.stage_dir("prime")), "condition": run.priming})
     run_sft(
-        base_model_dir(recipe),
+        base_model_dir(recipe, run.arm),
         config,
         priming_env(recipe),
         seed=run.seed,
@@ -277,10 +307,10 @@ def rl_recipe(recipe: SweepRecipe, run: SweepRun, out: Path | None = None) -> Tr
     `none`), with its seed; with `out`, its wandb run is named and grouped within the sweep."""
     raw = recipe.train.model_dump(mode="json")
     raw.update(name=f"{recipe.name}-{run.condition}-seed{run.seed}", seed=run.seed, warmup=None)
-    if run.condition != NO_PRIMING:
+    if run.priming != NO_PRIMING:
         raw["model"] = {"path": str(run.stage_dir("sft").resolve()), "dtype": recipe.train.model.dtype}
     elif recipe.base is not None:
-        raw["model"] = {"path": str(base_model_dir(recipe)), "dtype": recipe.train.model.dtype}
+        raw["model"] = {"path": str(base_model_dir(recipe, run.arm)), "dtype": recipe.train.model.dtype}
     if out is not None:
         raw["logging"] = stage_logging(recipe, out, run, "rl").model_dump(mode="json")
     return validate_recipe(raw, TrainRecipe, source=f"sweep {recipe.name}, condition {run.condition}")
@@ -388,7 +418,8 @@ def write_summary(recipe: SweepRecipe, out: Path, base: dict[str, Any] | None) -
     table = verdict.by_condition(runs, recipe.conditions)
     decision = None
     if recipe.verdict is not None:
-        probe = (base["probes"].get(recipe.verdict.gate_probe) or {}).get("accuracy") if base else None
+        probes = base.get("probes", {}) if base else {}  # corpus arms have no probes
+        probe = (probes.get(recipe.verdict.gate_probe) or {}).get("accuracy")
         decision = verdict.decide(recipe.verdict, runs, table, probe)
     summary = {
         "sweep": recipe.name,

@@ -223,12 +223,17 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     """The base's figures, the gates, the table and the verdict sentence: what the terminal shows at the end
     of a sweep and what `cogrl report` puts first."""
     lines = [""]
-    if summary["base"]:
-        base = summary["base"]
+    bases = (
+        summary["base"]["arms"] if summary["base"] and "arms" in summary["base"] else {"": summary["base"]}
+    )
+    for arm, base in bases.items():
+        if not base:
+            continue
         probes = ", ".join(f"{name} {p['accuracy']:.3f} (n={p['n']})" for name, p in base["probes"].items()
                            if p["accuracy"] is not None)  # fmt: skip
         lines.append(
-            f"base: {base['tokens']:,} corpus tokens, final loss {base['final_loss']:.3f}; probes: {probes}"
+            f"base{f' {arm}' if arm else ''}: {base['tokens']:,} corpus tokens, final loss "
+            f"{base['final_loss']:.3f}; probes: {probes or 'none'}"
         )
     if summary["verdict"]:
         lines += gate_lines(summary["verdict"])
