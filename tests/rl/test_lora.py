@@ -22,7 +22,8 @@ from test_learner import (
 from cogrl.config import AlgorithmConfig, LoraConfig, ModelConfig, RolloutConfig, TrainerConfig
 from cogrl.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, FILE_PREFIX
 from cogrl.models import resolve_model
-from cogrl.rl.learner import Learner, shard_by_group
+from cogrl.rl.learner import Learner
+from cogrl.rl.learner_group import shard_by_group
 
 LORA = LoraConfig(rank=4, alpha=8.0)
 

@@ -8,7 +8,8 @@ from processes import kill_worker
 
 from cogrl.config import RolloutConfig
 from cogrl.models import load_causal_lm
-from cogrl.rl.rollout import RolloutPool, RolloutWorker, sample_seed, split_evenly
+from cogrl.rl.backends import sample_seed
+from cogrl.rl.rollout import RolloutPool, RolloutWorker, split_evenly
 
 PROMPTS = ["Using the numbers [3, 7, 12]", "<think> 1 + 2", "Assistant: Let me solve", "24"]
 

@@ -123,7 +123,7 @@ def test_bfloat16_learner_syncs_into_bfloat16_workers(ray_session, tiny_model_di
 def test_broadcast_from_learner_rank_0_to_two_workers(ray_session, tiny_model_dir, tmp_path):
     """The default path: learner rank 0 -> both workers over a gloo group (no driver hop); the workers hold
     the learner's weights; a worker killed between syncs is restarted before the next broadcast."""
-    from cogrl.rl.learner import LearnerGroup
+    from cogrl.rl.learner_group import LearnerGroup
 
     learners = LearnerGroup(
         1,
@@ -170,7 +170,7 @@ def test_broadcast_from_learner_rank_0_to_two_workers(ray_session, tiny_model_di
 
 
 def test_broadcast_to_a_busy_worker_times_out_naming_it(ray_session, tiny_model_dir):
-    from cogrl.rl.learner import LearnerGroup
+    from cogrl.rl.learner_group import LearnerGroup
 
     learners = LearnerGroup(
         1,

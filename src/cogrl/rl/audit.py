@@ -416,7 +416,7 @@ def audit(
         "taggers": taggers,
         "seeds": {
             "sampling": settings.seed,
-            "sample_rule": "cogrl.rl.rollout.sample_seed(seed, problem index, sample index)",
+            "sample_rule": "cogrl.rl.backends.sample_seed(seed, problem index, sample index)",
             "bootstrap": bootstrap_seed,
         },
         "bootstrap": {"resamples": settings.resamples, "confidence": settings.confidence},

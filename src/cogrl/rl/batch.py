@@ -36,3 +36,8 @@ class Experience:
     """Completions of the same prompt in one step share a group id (GRPO/RLOO baselines)."""
     truncated: bool = False
     """The response hit max_new_tokens (finish_reason "length"); DAPO's overlong filtering drops it from the loss."""
+
+    @property
+    def length(self) -> int:
+        """Prompt plus response tokens: what a forward pass over it costs."""
+        return len(self.prompt_ids) + len(self.response_ids)

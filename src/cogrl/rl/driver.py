@@ -168,7 +168,7 @@ class Trainer:
         """``model_dir``: the model RL starts from (default: the recipe's ``model``). A recipe's ``warmup``
         SFT runs above RL (`cogrl.experiments.training.start_trainer`), which passes its output here."""
         from cogrl.models import resolve_model
-        from cogrl.rl.learner import LearnerGroup
+        from cogrl.rl.learner_group import LearnerGroup
         from cogrl.rl.rollout import RolloutPool
 
         self.run_dir = run

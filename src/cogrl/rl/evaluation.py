@@ -586,7 +586,7 @@ def evaluate(
         "k": list(ks),
         "seeds": {
             "sampling": settings.seed,
-            "sample_rule": "cogrl.rl.rollout.sample_seed(seed, problem index, sample index)",
+            "sample_rule": "cogrl.rl.backends.sample_seed(seed, problem index, sample index)",
             "bootstrap": bootstrap_seed,
         },
         "bootstrap": {

@@ -38,7 +38,7 @@ from cogrl.rl.transfer import describe, weights_fingerprint
 if TYPE_CHECKING:
     import torch
 
-    from cogrl.rl.learner import LearnerGroup
+    from cogrl.rl.learner_group import LearnerGroup
 
 PROBE_PROMPT = "Using the numbers [3, 7, 12], create an equation that equals 48."
 PROBE_RESPONSE = (
