@@ -38,7 +38,11 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_RECIPES = ("recipes/gpu/qwen2.5-0.5b-grpo.yaml", "recipes/paper/qwen2.5-3b-ppo.yaml")
+DEFAULT_RECIPES = (
+    "recipes/gpu/qwen2.5-0.5b-grpo.yaml",
+    "recipes/paper/qwen2.5-3b-ppo.yaml",
+    "recipes/gpu/qwen2.5-3b-lora-grpo.yaml",
+)
 
 
 def _free_url() -> str:
@@ -88,14 +92,16 @@ def batch_of(recipe: TrainRecipe, vocab: int) -> list[Experience]:
     return experiences
 
 
-def check_learner(recipe_path: str, strategy: str, device: str, work: Path) -> dict:
+def check_learner(
+    recipe_path: str, strategy: str, device: str, work: Path, extra: tuple[str, ...] = ()
+) -> dict:
     import torch
 
     from cogrl.config import load_recipe
     from cogrl.rl.learner import Learner
     from cogrl.rl.memory import GB, plan_memory
 
-    overrides = ["trainer.device=cpu"] if device == "cpu" else []
+    overrides = (["trainer.device=cpu"] if device == "cpu" else []) + list(extra)
     recipe = one_rank(load_recipe(ROOT / recipe_path, overrides), strategy)
     plan = plan_memory(recipe)
     model_dir = work / recipe.name
@@ -114,6 +120,7 @@ def check_learner(recipe_path: str, strategy: str, device: str, work: Path) -> d
         seed=0,
         dist_url=_free_url() if strategy == "fsdp" else None,
         dtype=recipe.model.dtype,
+        lora=recipe.model.lora,
     )
     start = time.perf_counter()
     stats = learner.update(batch)
@@ -124,7 +131,7 @@ def check_learner(recipe_path: str, strategy: str, device: str, work: Path) -> d
     planned = plan.role_total("learner") / GB
     tokens = sum(len(e.prompt_ids) + len(e.response_ids) for e in batch)
     return {
-        "recipe": recipe_path,
+        "recipe": " ".join([recipe_path, *extra]),
         "strategy": strategy,
         "peak_gb": round(peak, 2) if peak is not None else None,
         "planned_gb": round(planned, 2),
@@ -222,11 +229,13 @@ def main() -> int:
         return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="cogrl-gpu-check-"))
     results = []
-    for recipe in recipes:
-        for strategy in args.strategies:
-            result = check_learner(recipe, strategy, device, work)
-            results.append(result)
-            print(json.dumps(result))
+    runs = [(recipe, strategy, ()) for recipe in recipes for strategy in args.strategies]
+    if args.cpu_smoke:  # the LoRA learner too (the GPU default runs it through its LoRA recipe)
+        runs.append((recipes[0], "ddp", ("model.lora.rank=4",)))
+    for recipe, strategy, extra in runs:
+        result = check_learner(recipe, strategy, device, work, extra)
+        results.append(result)
+        print(json.dumps(result))
     for recipe in recipes if not args.no_rollout else []:
         result = check_rollout(recipe, device, work)
         results.append(result)

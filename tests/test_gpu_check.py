@@ -28,7 +28,8 @@ def test_cpu_smoke_runs_every_part(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads(out.read_text())
     learner = [r for r in results if "strategy" in r]
-    assert [r["strategy"] for r in learner] == ["ddp", "fsdp"]
+    assert [r["strategy"] for r in learner] == ["ddp", "fsdp", "ddp"]
+    assert learner[-1]["recipe"].endswith("model.lora.rank=4")
     assert all(r["pg_loss_finite"] and r["tokens_per_s"] > 0 and r["planned_gb"] > 0 for r in learner)
     rollout = [r for r in results if "engine_sync_s" in r]
     assert len(rollout) == 1 and rollout[0]["generate_tokens_per_s"] > 0
