@@ -150,10 +150,10 @@ def test_the_verdict_and_the_page():
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A tiny Qwen2 built from a config, its tokenizer trained on the audit's Countdown prompts."""
+    from cogrl.envs import load_env
     from cogrl.models import resolve_model
-    from cogrl.rl.evaluation import make_eval_env
 
-    env = make_eval_env("countdown", {}, ENV_OPTIONS)
+    env = load_env("countdown", {}, ENV_OPTIONS)
     return resolve_model(ModelConfig(tiny=TINY_SPEC), env, cache_dir=tmp_path_factory.mktemp("models"))
 
 

@@ -167,10 +167,10 @@ def test_countdown_answer_key_is_the_value_and_the_target_exactly_when_correct(s
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A tiny Qwen2 built from a config, its tokenizer trained on the evaluation's Countdown prompts."""
+    from cogrl.envs import load_env
     from cogrl.models import resolve_model
-    from cogrl.rl.evaluation import make_eval_env
 
-    env = make_eval_env("countdown", {}, ENV_OPTIONS)
+    env = load_env("countdown", {}, ENV_OPTIONS)
     return resolve_model(ModelConfig(tiny=TINY_SPEC), env, cache_dir=tmp_path_factory.mktemp("models"))
 
 

@@ -366,3 +366,27 @@ def make_env(name: str, options: Mapping[str, Any] | BaseModel | None = None) ->
     if not isinstance(options, BaseModel):
         options = cls.Options.model_validate(dict(options or {}))
     return cls(options)
+
+
+def load_env(
+    name: str, options: Mapping[str, Any] | None = None, overrides: Sequence[str] = ()
+) -> Environment:
+    """An environment from user input (a command line, `cogrl eval`): ``options`` with ``key=value``
+    overrides applied (dotted keys, YAML values), validated by its Options model; an unknown name, key or
+    value is an InputError that names it."""
+    from pydantic import ValidationError
+
+    from cogrl.config import apply_override, describe_validation_error
+    from cogrl.files import InputError
+
+    try:
+        cls = get_env_class(name)
+    except LookupError as exc:
+        raise InputError(str(exc)) from None
+    raw = json.loads(json.dumps(dict(options or {})))  # a deep copy the overrides may change
+    for override in overrides:
+        apply_override(raw, override)
+    try:
+        return make_env(name, cls.Options.model_validate(raw))
+    except ValidationError as exc:
+        raise InputError(f"{name} options: {describe_validation_error(exc, cls.Options)}") from None

@@ -99,7 +99,7 @@ def tag(
     A malformed line is reported on stderr with its line number and skipped; the exit code is then 2. A judge
     request that fails for good leaves its count unknown (null, never 0; a rerun asks again) and is counted in
     the summary on stderr; when every request sent failed, the exit code is 3."""
-    from cogrl.rl.evaluation import make_eval_env
+    from cogrl.envs import load_env
 
     judge = (
         None
@@ -108,7 +108,7 @@ def tag(
     )
     if not file.exists():
         raise InputError(f"{file}: no such file")
-    env = make_eval_env(env_name, {}, env_option or ())
+    env = load_env(env_name, {}, env_option or ())
     records, items, bad = _read_trajectories(file, env)
     if judge is None:
         tagger = _regex_tagger(patterns)

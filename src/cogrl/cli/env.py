@@ -17,9 +17,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from cogrl.cli.common import load_env
 from cogrl.config import EnvConfig
-from cogrl.envs import Solver, available_envs
+from cogrl.envs import Solver, available_envs, load_env
 from cogrl.files import InputError, atomic_path, check_output_dir, dumps, read_jsonl
 
 app = typer.Typer(help="List, generate, solve and score environments.", no_args_is_help=True)
@@ -134,9 +133,8 @@ def score(
 
     A malformed line is reported on stderr with its line number and skipped; the rest are still scored and
     the exit code is 2 when any line was malformed."""
-    from cogrl.rl.evaluation import make_eval_env
 
-    env = make_eval_env(env_name, {} if scorer is None else {"scorer": scorer}, env_option or ())
+    env = load_env(env_name, {} if scorer is None else {"scorer": scorer}, env_option or ())
     if not file.exists():
         raise InputError(f"{file}: no such file")
     bad = 0

@@ -104,10 +104,9 @@ def build(
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists and is not empty.")] = False,
 ) -> None:
     """Build a priming set: prompt/completion rows in the RL format, with behaviors and correctness."""
-    from cogrl.envs import get_env_class, priming_options
+    from cogrl.envs import get_env_class, load_env, priming_options
     from cogrl.priming.conditions import get_condition
     from cogrl.priming.dataset import build_synthetic, save_priming_set, set_metadata
-    from cogrl.rl.evaluation import make_eval_env
 
     target = check_output_dir(out, overwrite, inputs=[tokenizer, samples])
     try:
@@ -120,7 +119,7 @@ def build(
         env_class = get_env_class(env_name)
     except LookupError as exc:
         raise InputError(f"--env: {exc}") from None
-    env = make_eval_env(env_name, priming_options(env_class, pool), env_option or ())
+    env = load_env(env_name, priming_options(env_class, pool), env_option or ())
     tok = None
     if tokenizer is not None:
         from cogrl.models import load_tokenizer

@@ -40,6 +40,7 @@ from cogrl.envs import (
     Solver,
     Task,
     format_failure_reasons,
+    load_env,
     tagger_hints,
     task_record,
 )
@@ -365,28 +366,6 @@ def check_ks(ks: Sequence[int] | None, n: int) -> tuple[int, ...]:
     return tuple(sorted(set(ks)))
 
 
-def make_eval_env(name: str, base_options: Mapping[str, Any], overrides: Sequence[str]) -> Environment:
-    """The environment with ``key=value`` overrides applied to ``base_options``; a bad key or value is an
-    InputError naming it."""
-    from pydantic import ValidationError
-
-    from cogrl.config import apply_override, describe_validation_error
-    from cogrl.envs import get_env_class, make_env
-
-    try:
-        cls = get_env_class(name)
-    except LookupError as exc:
-        raise InputError(str(exc)) from None
-    raw = json.loads(json.dumps(dict(base_options)))  # a deep copy the overrides may change
-    for override in overrides:
-        apply_override(raw, override)
-    try:
-        options = cls.Options.model_validate(raw)
-    except ValidationError as exc:
-        raise InputError(f"{name} env option: {describe_validation_error(exc, cls.Options)}") from None
-    return make_env(name, options)
-
-
 # --------------------------------------------------------------------------------------------------------
 # Sampling, scoring and tagging (shared by `cogrl eval` and `cogrl audit`)
 # --------------------------------------------------------------------------------------------------------
@@ -427,7 +406,7 @@ def plan_sampling(
     recipe = recipe or source.recipe
     env_name = settings.env or (recipe.env.name if recipe else EnvConfig().name)
     base_options = recipe.env.options if recipe and recipe.env.name == env_name else {}
-    env = make_eval_env(env_name, base_options, settings.env_options)
+    env = load_env(env_name, base_options, settings.env_options)
     try:
         split = list(env.tasks(settings.split))
     except ValueError as exc:
