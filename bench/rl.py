@@ -78,7 +78,7 @@ def cogrl_grpo_stepper(
 
     batch = len(prompts) * group
     rollout = RolloutConfig(backend="hf", samples_per_prompt=group, max_new_tokens=max_new_tokens)
-    backend = HFBackend(model_dir, rollout, seed, "cpu", "float32")
+    backend = HFBackend(model_dir, rollout, seed, "cpu", "float32", sleep_mode=False)
     algorithm = AlgorithmConfig(
         advantage="grpo", kl_coef=0.0, entropy_coef=0.0, loss_agg="token_mean", micro_batch_size=batch
     )
