@@ -18,8 +18,8 @@ for round in $(seq "$rounds"); do
     root=$([[ $side == before ]] && echo "$old" || echo "$PWD")
     echo "=== round $round, $side ($([[ $side == before ]] && echo "$rev" || echo "working tree"))"
     run() { (cd "$root" && PYTHONPATH=$root/src:$root/envs/countdown OMP_NUM_THREADS=1 "$py" "$@" 2>&1); }
-    run bench/behaviors.py regex --rounds 3 | grep -E "^  (tagger|regex|v1-before|keywords)"
-    run bench/countdown.py --quick | grep -E "scorer|ratio"
-    run bench/rl.py step-vs-trl --steps 3 | grep -E "^\| (cogrl|trl) |samples per second"
+    run bench/behaviors.py regex --rounds 3 | grep -E "^  (tagger|regex|v1-before|keywords)" || echo "  (regex bench failed here)"
+    run bench/countdown.py --quick | grep -E "scorer|ratio" || echo "  (countdown bench failed here)"
+    run bench/rl.py step-vs-trl --steps 3 | grep -E "^\| (cogrl|trl) |samples per second" || echo "  (step-vs-trl failed here)"
   done
 done
