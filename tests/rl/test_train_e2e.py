@@ -170,13 +170,19 @@ NEW_ALGORITHMS = (
 )
 
 
-def test_train_with_the_new_algorithms(tmp_path):
+def test_train_with_the_new_algorithms(tmp_path, monkeypatch):
     """The CPU recipe with REINFORCE++, GSPO, low-var KL, TIS + MIS on the engine's log-probs and DAPO's length
-    handling: the rollouts' finish reasons and log-probs reach the learner, and every step logs the ratio."""
+    handling: the rollouts' finish reasons and log-probs reach the learner, and every step logs the ratio. The
+    same run tags with a tagger of one's own (tests/plugins/line_tagger.py, named as behaviors.method): every
+    rollout carries its counts (every line a subgoal, which no regex tagging gives on all of them)."""
     run = tmp_path / "run"
-    train("recipes/cpu-tiny-grpo.yaml", *overrides(8, 2), *NEW_ALGORITHMS, "--out", str(run))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))  # where `plugins` is importable
+    tagger = "behaviors.method=plugins.line_tagger:LineTagger"
+    train("recipes/cpu-tiny-grpo.yaml", *overrides(8, 2), *NEW_ALGORITHMS, tagger, "--out", str(run))
     metrics = read(run, "metrics.jsonl")
-    truncated = [r["finish_reason"] == "length" for r in read(run, "rollouts.jsonl")]
+    rollouts = read(run, "rollouts.jsonl")
+    assert all(r["behaviors"]["subgoal_setting"] == r["completion"].count("\n") + 1 for r in rollouts)
+    truncated = [r["finish_reason"] == "length" for r in rollouts]
     for m in metrics:
         assert (
             0
@@ -218,22 +224,3 @@ def test_train_with_dynamic_sampling(tmp_path):
             }
         )
         assert kept >= informative and (drawn == 4) == (informative == 4)
-
-
-def test_train_tags_rollouts_with_a_tagger_of_ones_own(tmp_path):
-    """behaviors.method names a class outside src/cogrl (tests/plugins/line_tagger.py); every rollout carries
-    its counts (every line a subgoal: no regex tagging gives that on all of them)."""
-    run = tmp_path / "run"
-    process = subprocess.run(
-        [sys.executable, "-c", "from cogrl.cli import main; main()", "train", "recipes/cpu-tiny-grpo.yaml"]
-        + [*overrides(4, 1), "behaviors.method=plugins.line_tagger:LineTagger", "--out", str(run)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": str(Path(__file__).parents[1])},
-    )
-    assert process.returncode == 0, process.stdout + process.stderr
-    rollouts = read(run, "rollouts.jsonl")
-    assert len(rollouts) == 4 * 2
-    for r in rollouts:
-        assert r["behaviors"]["subgoal_setting"] == r["completion"].count("\n") + 1
