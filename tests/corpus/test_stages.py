@@ -89,6 +89,46 @@ def test_prefilter_phrases_in_prose():
     assert counts == {"verification": 1, "backtracking": 1, "subgoal_setting": 1, "backward_chaining": 1}
 
 
+PHRASES = {
+    "verification": ["Let's check: 3 + 4 = 7.", "We can verify the sum.", "It is wise to double-check it.", "Now verify it.",
+                     "Check: 7 - 4 = 3.", "A sanity check helps.", "As a check, 2 * 5 = 10.", "Double-checking gives 10.",
+                     "Verifying the root.", "Plugging it back in gives 0.", "Substituting x = 3 into the equation.",
+                     "Back-substitution gives y.", "The value is 12, which matches.", "It is 5, as expected."],
+    "backtracking": ["That doesn't work.", "This approach fails.", "We hit a dead end.", "I made a mistake.",
+                     "There's an error here.", "This is wrong.", "Instead, let's factor.", "Let us try another approach.",
+                     "We start over.", "Scratch that.", "Going back to the start, x = 2.", "Wait, the sign flips."],
+    "subgoal_setting": ["First we need to find x.", "First, find the roots.", "Our first goal is the base case.",
+                        "The next step is to add.", "Step 2: divide.", "The plan is to induct.", "It suffices to bound it.",
+                        "Break this into cases.", "This reduces to showing f > 0.", "Once we have x, y follows."],
+    "backward_chaining": ["Working backwards from 24.", "Starting from the goal, 24 = 4 * 6.", "To get 24, we need 6.",
+                          "For the sum to be even, we need two odd terms.", "What do we need for 10?",
+                          "Which value would give 12?", "This would require x = 4."],
+}  # fmt: skip
+
+
+def test_prose_patterns_find_each_phrase_and_anchors_change_no_match():
+    """Every documented phrase is found, and the anchored set finds exactly what the same set finds by
+    searching the whole text (anchors are speed only), on the phrases and on every sample document."""
+    from dataclasses import replace
+
+    from cogrl.behaviors.regex_tagger import PatternSet, RegexTagger, load_pattern_set
+    from cogrl.corpus.prefilter import PROSE_PATTERNS
+
+    anchored = load_pattern_set(PROSE_PATTERNS)
+    bare = PatternSet(
+        anchored.version,
+        {b: tuple(replace(p, anchors=()) for p in ps) for b, ps in anchored.patterns.items()},
+    )
+    fast, slow = RegexTagger(anchored), RegexTagger(bare)
+    for behavior, phrases in PHRASES.items():
+        for phrase in phrases:
+            assert fast.tag(phrase).counts[behavior], (behavior, phrase)
+    texts = [p for phrases in PHRASES.values() for p in phrases] + [r["text"] for r in ROWS]
+    texts.append(" ".join(texts))
+    for text in texts:
+        assert fast.tag(text).spans == slow.tag(text).spans, text
+
+
 def test_minimal_sample_is_a_seeded_share():
     prefilter = Prefilter(CorpusPrefilterConfig(minimal_sample=0.5), seed=3)
     text = "Solve 2x + 3 = 7. Subtracting 3 gives 2x = 4, so x = 2."
