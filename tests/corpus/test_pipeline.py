@@ -145,3 +145,21 @@ def test_a_killed_job_resumes_without_redoing_a_finished_shard(tmp_path):
         assert {r["id"] for r in rows} == {
             f"{i // 7}:{i % 7}" for i, r in enumerate(ROWS) if r["kind"] != "not_math"
         }
+
+
+def test_given_a_cluster_the_workers_spread_over_its_nodes(tmp_path, monkeypatch):
+    """A two-node Ray cluster (two raylets on this machine, `ray.cluster_utils`): `address` joins it, and
+    the shards are done on both nodes (each summary names the node that did it)."""
+    from ray.cluster_utils import Cluster
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        out = tmp_path / "corpus"
+        build(out, f"address={cluster.address}")
+        shards = json.loads((out / MANIFEST).read_text())["stages"]["label"]["shards"]
+        assert len(shards) == 5 and len({s["node"] for s in shards.values()}) == 2
+        assert len(datasets.load_from_disk(str(out / "rich"))) > 0
+    finally:
+        cluster.shutdown()

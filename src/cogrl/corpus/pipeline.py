@@ -73,8 +73,11 @@ class ShardWorker:
         self.prefilter = Prefilter(self.recipe.prefilter, self.recipe.seed)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        import ray
+
         stage, shard = row["stage"], int(row["shard"])
         summary = self.label_shard(shard) if stage == LABEL else self.rewrite_shard(shard)
+        summary["node"] = ray.get_runtime_context().get_node_id()  # which machine did it (provenance)
         return {"shard": shard, "summary": json.dumps(summary)}
 
     def label_shard(self, shard: int) -> dict[str, Any]:
