@@ -55,6 +55,20 @@ def test_parquet_source_with_an_id_column_and_short_documents_flagged(tokenizer_
     assert {d.id for d in docs if d.too_short} == {r["id"] for r in ROWS if len(r["text"]) < 300}
 
 
+def test_streamed_source_shards_by_file(tmp_path):
+    """The hub path (streamed, one shard per file), on a local folder `load_dataset` reads the same way."""
+    lines = SAMPLE.read_text().splitlines(keepends=True)
+    (tmp_path / "part-a.jsonl").write_text("".join(lines[:50]))
+    (tmp_path / "part-b.jsonl").write_text("".join(lines[50:]))
+    src = Source(CorpusSourceConfig(hub=str(tmp_path), tokenizer="char", id_field="id", max_documents=20))
+    assert src.n_shards == 2
+    shards = [list(src.read(k)) for k in range(2)]
+    assert [len(docs) for docs in shards] == [10, 10]
+    assert {d.id for d in shards[0]} | {d.id for d in shards[1]} == {r["id"] for r in ROWS[:10] + ROWS[50:60]}
+    with pytest.raises(InputError, match="has no column 'body'"):
+        next(Source(CorpusSourceConfig(hub=str(tmp_path), tokenizer="char", text_field="body")).read(0))
+
+
 def test_source_errors_name_the_path_and_the_column(tokenizer_dir, tmp_path):
     with pytest.raises(InputError, match="names no JSONL or parquet file"):
         assert Source(
