@@ -73,7 +73,10 @@ def test_two_workers_label_select_rewrite_and_write_matched_arms(fake_llm, tmp_p
     assert len(rich) == len(minimal) > 0
     pairs = summary["selection"]["documents"]["rich"]
     lossy_selected = sum(
-        1 for line in (out / "selection.jsonl").read_text().splitlines() if json.loads(line)["text"] in LOSSY
+        1
+        for f in (out / "selections").glob("*.jsonl")
+        for line in f.read_text().splitlines()
+        if json.loads(line)["text"] in LOSSY
     )
     assert len(rich) == pairs - lossy_selected  # a rejected rewrite takes its pair out of both arms
     assert all(t.startswith("Question: ") and "<think>" in t for t in [*rich["text"], *minimal["text"]])
