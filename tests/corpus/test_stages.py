@@ -303,3 +303,25 @@ def test_arm_dataset_and_card(tmp_path):
     assert "| verification | 0.500 | 1.00 |" in card and "| label | w | 1 | 0.500 |" in card
     assert json.loads((tmp_path / "rich" / CORPUS_FILE).read_text())["documents"] == 2
     assert KIND  # the sample's kinds are loaded
+
+
+def test_manifest_hash_ignores_how_the_job_runs_but_not_what_it_asks():
+    from cogrl.config import CorpusRecipe
+    from cogrl.corpus.manifest import recipe_hash
+
+    base = {
+        "name": "a",
+        "source": {"path": "x.jsonl", "tokenizer": "char"},
+        "label": {"endpoint": "http://a:1"},
+    }
+    same = {
+        **base,
+        "name": "b",
+        "workers": 7,
+        "label": {"endpoint": "http://b:2", "concurrency": 64, "timeout_s": 9},
+    }
+    other = {**base, "label": {"endpoint": "http://a:1", "model": "another-judge"}}
+    h = recipe_hash(CorpusRecipe.model_validate(base))
+    assert h == recipe_hash(CorpusRecipe.model_validate(same))
+    assert h != recipe_hash(CorpusRecipe.model_validate(other))
+    assert h != recipe_hash(CorpusRecipe.model_validate({**base, "select": {"rich_min_count": 3}}))
