@@ -15,7 +15,7 @@ from pathlib import Path
 import datasets
 import psutil
 import pytest
-from conftest import LOSSY, ROWS, SAMPLE, UNREADABLE
+from corpus_helpers import LOSSY, ROWS, SAMPLE, UNREADABLE
 from processes import kill_all, wait_until_gone
 from servers.fake_openai import ScriptedOpenAIServer
 
@@ -97,7 +97,7 @@ def test_two_workers_label_select_rewrite_and_write_matched_arms(fake_llm, tmp_p
 
 def test_a_killed_job_resumes_without_redoing_a_finished_shard(tmp_path):
     assert len({r["text"] for r in ROWS}) == len(ROWS)  # a request names its document
-    from conftest import identify, script
+    from corpus_helpers import identify, script
 
     with ScriptedOpenAIServer(script, identify=identify, model="fake-curator", delay_s=0.4) as server:
         out = tmp_path / "corpus"

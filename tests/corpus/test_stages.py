@@ -7,7 +7,7 @@ import json
 
 import datasets
 import pytest
-from conftest import KIND, LOSSY, ROWS, SAMPLE, UNREADABLE, rewrite_reply
+from corpus_helpers import KIND, LOSSY, ROWS, SAMPLE, UNREADABLE, rewrite_reply
 
 from cogrl.config import (
     CorpusLabelConfig,

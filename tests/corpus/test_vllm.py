@@ -7,7 +7,7 @@ a label or a recorded error that keeps the reply, none lost."""
 from __future__ import annotations
 
 import pytest
-from conftest import ROWS
+from corpus_helpers import ROWS
 
 from cogrl.behaviors.judge_server import local_vllm_server
 from cogrl.config import CorpusLabelConfig, CorpusPrefilterConfig, CorpusRewriteConfig, ModelConfig

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from clirunner import run_cli
-from conftest import SAMPLE
+from corpus_helpers import SAMPLE
 
 RECIPE = str(Path(__file__).resolve().parents[2] / "recipes/corpus/cpu-sample.yaml")
 
