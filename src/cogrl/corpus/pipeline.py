@@ -3,7 +3,8 @@
     <out>/corpus.yaml                 the resolved recipe
     <out>/manifest.json               finished shards per stage (`cogrl.corpus.manifest`)
     <out>/labels/shard-NNNNN.jsonl    every candidate of a shard: text, tokens, prefilter view, label or error
-    <out>/selection.jsonl             the matched pairs, rich and minimal in turn (input of the rewrite stage)
+    <out>/selections/shard-NNNNN.jsonl  the matched pairs, rich and minimal in turn, cut into the rewrite
+                                      stage's shards (its input)
     <out>/rewrites/shard-NNNNN.jsonl  per selected document, its rewrite or why it was rejected
     <out>/rich/, <out>/minimal/       the two Hugging Face datasets, each with README.md and corpus.json
     <out>/summary.json                the figures of every stage
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,7 @@ from cogrl.files import InputError, dumps, read_jsonl, write_atomic
 from cogrl.llm_client import ClientStats
 
 Log = Callable[[str], None]
-LABEL, REWRITE = "label", "rewrite"
-SELECTION_FILE = "selection.jsonl"
+LABEL, SELECTION, REWRITE = "label", "selection", "rewrite"
 SUMMARY_FILE = "summary.json"
 
 
@@ -73,8 +73,11 @@ class ShardWorker:
         self.prefilter = Prefilter(self.recipe.prefilter, self.recipe.seed)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        import ray
+
         stage, shard = row["stage"], int(row["shard"])
         summary = self.label_shard(shard) if stage == LABEL else self.rewrite_shard(shard)
+        summary["node"] = ray.get_runtime_context().get_node_id()  # which machine did it (provenance)
         return {"shard": shard, "summary": json.dumps(summary)}
 
     def label_shard(self, shard: int) -> dict[str, Any]:
@@ -130,8 +133,7 @@ class ShardWorker:
 
     def rewrite_shard(self, shard: int) -> dict[str, Any]:
         assert self.recipe.rewrite is not None
-        per_shard = self.recipe.source.rows_per_shard
-        rows = list(read_rows(self.out / SELECTION_FILE))[shard * per_shard : (shard + 1) * per_shard]
+        rows = list(read_rows(shard_file(self.out, SELECTION, shard)))
         variants = self.recipe.rewrite.variants
         todo = [(r["text"], variants.get(r["arm"], "plain")) for r in rows]
         stats = ClientStats()
@@ -216,8 +218,24 @@ def run_stage(
 
 
 def labelled_rows(out: Path, n_shards: int) -> Iterator[dict[str, Any]]:
+    """Every labelled document without its text, and `where` its text is (shard, row): selection needs only
+    ids, lengths and labels, and a corpus's candidates need not fit in memory; the chosen few get their
+    texts back (`attach_texts`)."""
     for shard in range(n_shards):
-        yield from read_rows(shard_file(out, LABEL, shard))
+        for i, row in enumerate(read_rows(shard_file(out, LABEL, shard))):
+            del row["text"], row["label_reply"]
+            yield {**row, "where": [shard, i]}
+
+
+def attach_texts(out: Path, docs: list[dict[str, Any]]) -> None:
+    """Give each selected document its text back, reading each label shard once."""
+    wanted: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for doc in docs:
+        wanted[doc["where"][0]][doc["where"][1]] = doc
+    for shard, rows in sorted(wanted.items()):
+        for i, row in enumerate(read_rows(shard_file(out, LABEL, shard))):
+            if i in rows:
+                rows[i]["text"] = row["text"]
 
 
 def run_corpus(recipe: CorpusRecipe, out: Path, log: Log = print) -> dict[str, Any]:
@@ -236,16 +254,19 @@ def run_corpus(recipe: CorpusRecipe, out: Path, log: Log = print) -> dict[str, A
             f"{selection.pools.get('minimal', 0)} documents); see {out / 'labels'} and the select knobs"
         )
     pairs = [
-        {"pair": i, "arm": arm, **{k: doc[k] for k in ("id", "text", "tokens", "label")}}
+        {"pair": i, "arm": arm, **{k: doc[k] for k in ("id", "tokens", "label", "where")}}
         for i, (rich, minimal) in enumerate(zip(selection.rich, selection.minimal, strict=True))
         for arm, doc in (("rich", rich), ("minimal", minimal))
     ]
-    write_rows(out / SELECTION_FILE, pairs)
+    attach_texts(out, pairs)
+    per_shard = recipe.source.rows_per_shard
+    n_rewrite = math.ceil(len(pairs) / per_shard)
+    for shard in range(n_rewrite):
+        write_rows(shard_file(out, SELECTION, shard), pairs[shard * per_shard : (shard + 1) * per_shard])
     log(f"select: {len(selection.rich)} matched pairs, {json.dumps(selection.stats()['tokens'])} tokens")
 
     rewrites: dict[tuple[int, str], dict[str, Any]] = {}
     if recipe.rewrite is not None:
-        n_rewrite = math.ceil(len(pairs) / recipe.source.rows_per_shard)
         run_stage(recipe, out, manifest, REWRITE, n_rewrite, log)
         for shard in range(n_rewrite):
             for row in read_rows(shard_file(out, REWRITE, shard)):

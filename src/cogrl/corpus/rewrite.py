@@ -117,9 +117,12 @@ def preservation(original: str, rewritten: str, config: CorpusRewriteConfig) -> 
 def parse_rewrite(reply: str) -> str | None:
     """The rewrite in the template's form, or None when a section is missing or empty."""
     marks = list(_SECTION.finditer(reply))
+    if not marks:
+        return None
     sections: dict[str, str] = {}
-    for mark, nxt in zip(marks, [*marks[1:], None], strict=True):
-        body = reply[mark.end() : nxt.start() if nxt else len(reply)].strip()
+    ends = [mark.start() for mark in marks[1:]] + [len(reply)]
+    for mark, end in zip(marks, ends, strict=True):
+        body = reply[mark.end() : end].strip()
         body = regex.sub(r"^</?think>\s*|\s*</?think>$", "", body).strip()
         sections.setdefault(mark["name"].lower(), body)
     if not all(sections.get(k) for k in ("question", "thinking", "answer")):

@@ -124,6 +124,11 @@ class Source:
                 rows = rows.take(math.ceil(config.max_documents / self.n_shards))
         batch: list[tuple[str, str]] = []
         for i, row in enumerate(rows):
+            missing = [f for f in (config.text_field, config.id_field) if f is not None and f not in row]
+            if missing:  # a streamed dataset names its columns only as rows arrive
+                raise InputError(
+                    f"source: shard {shard}, row {i} has no column {missing[0]!r} ({sorted(row)})"
+                )
             text = row[config.text_field]
             if not isinstance(text, str):
                 raise InputError(
