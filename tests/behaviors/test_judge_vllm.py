@@ -63,10 +63,7 @@ def test_judge_against_vllm_completions_api(vllm_judge_url) -> None:
 
 
 def test_hybrid_tag_and_report_cli_against_vllm(vllm_judge_url, tmp_path, capsys, monkeypatch) -> None:
-    lines = [
-        {"completion": t.text, **t.hints, "reward": 0.1}
-        for t in TRAJECTORIES[:2]
-    ]
+    lines = [{"completion": t.text, **t.hints, "reward": 0.1} for t in TRAJECTORIES[:2]]
     source = tmp_path / "in.jsonl"
     source.write_text(
         "".join(json.dumps({k: v for k, v in line.items() if v is not None}) + "\n" for line in lines)
