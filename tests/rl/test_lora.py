@@ -1,6 +1,7 @@
 """LoRA (`model.lora`): the learner trains adapters only, its reference is the base with adapters off, a sync
 moves adapter tensors into HF and vLLM workers, and checkpoints are adapter directories that resume exactly
-and merge into plain models (the priming SFT's adapters: tests/priming/test_sft.py)."""
+and merge into plain models (the priming SFT's adapters: tests/priming/test_sft.py; a killed LoRA run of
+`cogrl train`: tests/rl/test_train_e2e.py, mid-epoch-lora)."""
 
 from __future__ import annotations
 
@@ -204,40 +205,3 @@ def test_lora_sync_puts_the_learners_adapter_into_every_worker(ray_session, tiny
             push_weights(pool, state, reference)
     finally:
         pool.shutdown()
-
-
-@pytest.mark.slow
-def test_a_killed_lora_run_resumes_to_the_uninterrupted_result(tmp_path):
-    """`cogrl train` with `model.lora`: workers start from the base and take the learner's adapter, also
-    after a resume from an adapter checkpoint; the resumed run's logs equal the uninterrupted run's."""
-    import os
-    import signal
-    import time
-
-    from test_train_e2e import assert_same_logs, overrides, start_train, steps_logged, train
-
-    args = ("recipes/cpu-tiny-grpo.yaml", *overrides(12, 4), "model.lora.rank=8", "trainer.lr=1e-2")
-    reference, crashed = tmp_path / "reference", tmp_path / "crashed"
-    train(*args, "--out", str(reference))
-    checkpoint = reference / "checkpoints" / "step-000004"
-    assert (checkpoint / ADAPTER_WEIGHTS).is_file() and not (checkpoint / "config.json").exists()
-    metrics = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
-    adapter_bytes = (checkpoint / ADAPTER_WEIGHTS).stat().st_size
-    assert all(0 < m["sync/bytes"] <= adapter_bytes for m in metrics)
-
-    process = start_train(*args, "--out", str(crashed))
-    deadline = time.monotonic() + 600
-    while 3 not in steps_logged(crashed / "metrics.jsonl"):
-        assert process.poll() is None, process.stdout.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    train("--resume", str(crashed))
-    assert_same_logs(crashed, reference)
-
-    # `cogrl eval RUN` (and audit) take the run's newest checkpoint: its adapter merged into the base.
-    from cogrl.rl.evaluation import resolve_source
-
-    source = resolve_source(crashed)
-    assert source.checkpoint_step == 4 and (source.model_dir / "config.json").is_file()

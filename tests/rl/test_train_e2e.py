@@ -103,12 +103,14 @@ def test_train_writes_a_complete_run_directory(tmp_path, recipe, backend):
 GPU_LAYOUT = ("trainer.strategy=fsdp", "trainer.placement=colocated")
 """The GPU recipes' learner and placement (FSDP2 shards with per-rank optimizer checkpoints, learner and
 rollout worker sharing a device, workers asleep during updates), run on CPU."""
+LORA = ("model.lora.rank=8", "trainer.lr=1e-2")
+"""LoRA adapters (checkpoints are adapter directories; workers start from the base and take the adapter)."""
 
 
 @pytest.mark.parametrize(
     ("n_train", "layout"),
-    [(8, ()), (12, ()), (12, GPU_LAYOUT)],
-    ids=["epoch-boundary", "mid-epoch", "fsdp-colocated"],
+    [(8, ()), (12, LORA), (12, GPU_LAYOUT)],
+    ids=["epoch-boundary", "mid-epoch-lora", "fsdp-colocated"],
 )
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, n_train, layout):
     # 4 prompts per step: with 8 train tasks the step-2 checkpoint sits exactly at an epoch boundary;
@@ -142,13 +144,22 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, n_train, layou
 
     # The newest checkpoint damaged (a weight file cut short): the resume says so, sets it aside, redoes
     # steps 3-4 from the step-2 checkpoint, and the logs again equal the uninterrupted run's.
-    weights = crashed / "checkpoints" / "step-000004" / "model.safetensors"
+    name = "adapter_model.safetensors" if layout == LORA else "model.safetensors"
+    weights = crashed / "checkpoints" / "step-000004" / name
     weights.write_bytes(weights.read_bytes()[:1000])
     output = train("--resume", str(crashed))
-    assert f"{weights.parent}: skipped (file model.safetensors is truncated (1000 of " in output, output
+    assert f"{weights.parent}: skipped (file {name} is truncated (1000 of " in output, output
     assert (crashed / "checkpoints" / "step-000004.rejected").is_dir()
     assert_same_logs(crashed, reference)
     assert json.loads((crashed / "versions.json").read_text())["resumes"][-1]["from_step"] == 2
+    if layout == LORA:  # the adapter alone was checkpointed and synced, and a run's checkpoint evaluates
+        from cogrl.rl.evaluation import resolve_source
+
+        assert not (weights.parent.with_name("step-000002") / "config.json").exists()
+        adapter_bytes = (weights.parent.with_name("step-000002") / name).stat().st_size
+        assert all(0 < m["sync/bytes"] <= adapter_bytes for m in read(crashed, "metrics.jsonl"))
+        source = resolve_source(crashed)
+        assert source.checkpoint_step == 4 and (source.model_dir / "config.json").is_file()
 
 
 def assert_same_logs(run: Path, reference: Path) -> None:
